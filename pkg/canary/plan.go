@@ -1,0 +1,172 @@
+// Package canary is canarybot's core: the CanaryPlan and RolloutState types,
+// the pure Decide function, and the Engine that carries decisions out
+// through narrow ports. It imports no SDK; adapters live in sibling packages.
+package canary
+
+import (
+	"time"
+)
+
+// APIVersion and the kinds canarybot reads and writes.
+const (
+	APIVersion     = "canarybot.dev/v1alpha1"
+	KindCanaryPlan = "CanaryPlan"
+	KindState      = "RolloutState"
+)
+
+// Traffic modes.
+const (
+	ModeKServe  = "kserve"
+	ModeGateway = "gateway"
+)
+
+// Rollback actions.
+const (
+	ActionRevert = "revert"
+	ActionHold   = "hold"
+)
+
+// Concurrency policies for a new artifact arriving mid-rollout.
+const (
+	ConcurrencyQueue     = "queue"
+	ConcurrencySupersede = "supersede"
+)
+
+// Gate types.
+const (
+	GateThreshold = "threshold"
+)
+
+// ObjectMeta is the subset of Kubernetes object metadata a plan carries.
+type ObjectMeta struct {
+	Name        string            `json:"name"`
+	Namespace   string            `json:"namespace,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// CanaryPlan is one model's rollout plan. It lives as YAML in the GitOps repo.
+type CanaryPlan struct {
+	APIVersion string     `json:"apiVersion"`
+	Kind       string     `json:"kind"`
+	Metadata   ObjectMeta `json:"metadata"`
+	Spec       PlanSpec   `json:"spec"`
+}
+
+// PlanSpec is the body of a CanaryPlan.
+type PlanSpec struct {
+	Model    ModelSpec      `json:"model"`
+	Traffic  TrafficSpec    `json:"traffic"`
+	Overlay  string         `json:"overlay"`
+	ArgoCD   ArgoCDSpec     `json:"argocd"`
+	Steps    []Step         `json:"steps"`
+	Gates    []GateSpec     `json:"gates,omitempty"`
+	Rollback RollbackPolicy `json:"rollback,omitempty"`
+	// Concurrency says what a new artifact does while another is in canary:
+	// queue (default) waits for the rollout to end; supersede restarts with it.
+	Concurrency string `json:"concurrency,omitempty"`
+}
+
+// ModelSpec names the model and where its pinned artifacts come from.
+type ModelSpec struct {
+	Name   string     `json:"name"`
+	Source SourceSpec `json:"source"`
+}
+
+// SourceSpec is exactly one registry kind.
+type SourceSpec struct {
+	OCI *OCISource `json:"oci,omitempty"`
+}
+
+// OCISource watches an OCI repository. Tags only select versions; every
+// proposed artifact is pinned by digest.
+type OCISource struct {
+	// Repository is host/path, without a scheme, tag or digest.
+	Repository string `json:"repository"`
+	// Semver is a version constraint over tags, e.g. ">=1.0.0".
+	Semver string `json:"semver,omitempty"`
+}
+
+// TrafficSpec chooses how traffic is split between stable and canary.
+type TrafficSpec struct {
+	Mode    string          `json:"mode"`
+	KServe  *KServeTraffic  `json:"kserve,omitempty"`
+	Gateway *GatewayTraffic `json:"gateway,omitempty"`
+}
+
+// KServeTraffic splits traffic with an InferenceService's canaryTrafficPercent.
+type KServeTraffic struct {
+	InferenceService string `json:"inferenceService"`
+}
+
+// GatewayTraffic splits traffic with HTTPRoute backendRefs weights between a
+// stable and a canary backend, each served by its own InferenceService.
+type GatewayTraffic struct {
+	HTTPRoute string  `json:"httpRoute"`
+	Stable    Backend `json:"stable"`
+	Canary    Backend `json:"canary"`
+}
+
+// Backend is one side of a gateway split.
+type Backend struct {
+	// InferenceService whose storageUri the bot sets.
+	InferenceService string `json:"inferenceService"`
+	// Service is the backendRefs name in the HTTPRoute.
+	Service string `json:"service"`
+}
+
+// ArgoCDSpec names the Application that deploys the overlay.
+type ArgoCDSpec struct {
+	Application string    `json:"application"`
+	SyncTimeout *Duration `json:"syncTimeout,omitempty"`
+}
+
+// Step is exactly one of setWeight, pause or analysis.
+type Step struct {
+	SetWeight *int          `json:"setWeight,omitempty"`
+	Pause     *PauseStep    `json:"pause,omitempty"`
+	Analysis  *AnalysisStep `json:"analysis,omitempty"`
+}
+
+// PauseStep waits for a duration, or until a reviewer approves.
+type PauseStep struct {
+	Duration      *Duration `json:"duration,omitempty"`
+	UntilApproved bool      `json:"untilApproved,omitempty"`
+}
+
+// AnalysisStep evaluates named gates until they succeed or fail.
+type AnalysisStep struct {
+	Gates []string `json:"gates"`
+}
+
+// GateSpec defines one named gate.
+type GateSpec struct {
+	Name      string         `json:"name"`
+	Type      string         `json:"type"`
+	Threshold *ThresholdGate `json:"threshold,omitempty"`
+}
+
+// ThresholdGate is a PromQL query measured every interval with Argo
+// Rollouts semantics.
+type ThresholdGate struct {
+	Query                 string    `json:"query"`
+	SuccessCondition      string    `json:"successCondition,omitempty"`
+	FailureCondition      string    `json:"failureCondition,omitempty"`
+	Interval              *Duration `json:"interval,omitempty"`
+	InitialDelay          *Duration `json:"initialDelay,omitempty"`
+	Count                 *int      `json:"count,omitempty"`
+	FailureLimit          *int      `json:"failureLimit,omitempty"`
+	InconclusiveLimit     *int      `json:"inconclusiveLimit,omitempty"`
+	ConsecutiveErrorLimit *int      `json:"consecutiveErrorLimit,omitempty"`
+}
+
+// RollbackPolicy maps each bad outcome to revert or hold.
+type RollbackPolicy struct {
+	OnFailure      string `json:"onFailure,omitempty"`
+	OnInconclusive string `json:"onInconclusive,omitempty"`
+	OnError        string `json:"onError,omitempty"`
+	OnSyncFailure  string `json:"onSyncFailure,omitempty"`
+}
+
+// Duration is a time.Duration that reads and writes as "90s" in YAML.
+type Duration struct{ time.Duration }

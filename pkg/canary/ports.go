@@ -1,0 +1,132 @@
+package canary
+
+import (
+	"context"
+	"time"
+)
+
+// The ports below are the only way the Engine touches the world. Each is
+// implemented by a thin adapter over one SDK, and faked in tests with Fn
+// fields.
+
+// Tree is one checked-out revision of the GitOps repo on disk.
+type Tree struct {
+	// Dir is the absolute path of the work tree's root.
+	Dir string
+	// Head is the commit checked out.
+	Head string
+}
+
+// Trailer is one git trailer line ("Key: Value") of a commit message.
+type Trailer struct {
+	Key   string
+	Value string
+}
+
+// Trailer keys canarybot writes on every transition commit.
+const (
+	TrailerPlan     = "Canarybot-Plan"
+	TrailerStep     = "Canarybot-Step"
+	TrailerArtifact = "Canarybot-Artifact"
+	TrailerAction   = "Canarybot-Action"
+)
+
+// Change is what one transition writes to the repo.
+type Change struct {
+	// Files maps repo-relative slash paths to their whole new content.
+	Files    map[string][]byte
+	Subject  string
+	Body     string
+	Trailers []Trailer
+}
+
+// CommitResult says what Transact did.
+type CommitResult struct {
+	SHA string
+	// NoOp is true when the change matched the tree byte for byte.
+	NoOp bool
+	// Attempts counts push attempts, including non-fast-forward retries.
+	Attempts int
+}
+
+// TransactFunc computes a change on a fresh checkout. It may be called
+// again on a newer head after a non-fast-forward push. A nil change is a no-op.
+type TransactFunc func(ctx context.Context, t Tree) (*Change, error)
+
+// Repo is the GitOps repository.
+type Repo interface {
+	// Transact checks out the branch head, calls fn, commits and pushes its
+	// change, and retries on a newer head when the push is not a fast-forward.
+	// It never force-pushes.
+	Transact(ctx context.Context, fn TransactFunc) (CommitResult, error)
+	// Checkout fetches and checks out the branch head, read-only use.
+	Checkout(ctx context.Context) (Tree, error)
+	// LastCommit returns the newest commit at or before head that touched
+	// any of paths, or "" when none did.
+	LastCommit(ctx context.Context, head string, paths ...string) (string, error)
+	// Contains reports whether ancestor is reachable from rev (or equal).
+	Contains(ctx context.Context, rev, ancestor string) (bool, error)
+}
+
+// Desired is the traffic split an overlay must express.
+type Desired struct {
+	// Stable is the artifact serving the remaining traffic.
+	Stable string
+	// Canary is the artifact in canary, or "" when none is.
+	Canary string
+	// CanaryWeight is the canary's share of traffic, 0..100.
+	CanaryWeight int
+}
+
+// Renderer writes the bot-owned overlay files.
+type Renderer interface {
+	// Render computes the bot-owned files that make the plan's overlay in t
+	// express d, verifies them with a build, and returns them by repo path.
+	// It never returns a path a human owns.
+	Render(ctx context.Context, t Tree, plan *CanaryPlan, d Desired) (map[string][]byte, error)
+}
+
+// SyncObservation is what the deployer reports for a commit.
+type SyncObservation struct {
+	// Revision is the revision the deployer last synced.
+	Revision string
+	// Ready: the target commit (or a descendant) is synced and healthy, with
+	// health assessed after that sync finished.
+	Ready bool
+	// Failed: the sync failed or the app is degraded or missing.
+	Failed bool
+	Reason string
+}
+
+// SyncWaiter watches the deployer (Argo CD).
+type SyncWaiter interface {
+	// Refresh asks the deployer to look at Git now.
+	Refresh(ctx context.Context, app string) error
+	// Observe reports whether app has synced sha.
+	Observe(ctx context.Context, app, sha string) (SyncObservation, error)
+}
+
+// GateEvaluator assesses one gate over an analysis window. Transient
+// measurement errors are counted in the result; an error return means the
+// gate could not be assessed at all.
+type GateEvaluator interface {
+	Evaluate(ctx context.Context, gate GateSpec, w Window) (GateResult, error)
+}
+
+// Approvals records reviewers' approval of pause-until-approved steps.
+type Approvals interface {
+	Approved(ctx context.Context, plan string, step int, candidate Artifact) (bool, error)
+	// Request asks for approval; calling it again is harmless.
+	Request(ctx context.Context, plan string, step int, candidate Artifact, evidence []GateResult) error
+}
+
+// ArtifactSource reports the newest pinned artifact for a plan, or nil.
+type ArtifactSource interface {
+	Latest(ctx context.Context, plan *CanaryPlan) (*Artifact, error)
+}
+
+// Clock is injected so that tests and the simulator control time.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}

@@ -1,0 +1,74 @@
+package canary
+
+import "time"
+
+// Phases of a rollout, as recorded in Git.
+const (
+	PhaseIdle        = "Idle"
+	PhaseProgressing = "Progressing"
+	PhasePaused      = "Paused"
+	PhasePromoted    = "Promoted"
+	PhaseReverted    = "Reverted"
+)
+
+// Artifact is a pinned model artifact.
+type Artifact struct {
+	// URI is immutable: oci://repo@sha256:…
+	URI string `json:"uri"`
+	// Version is the human label the artifact was found under, e.g. a tag.
+	Version string `json:"version,omitempty"`
+}
+
+// IsZero reports whether no artifact is set.
+func (a Artifact) IsZero() bool { return a.URI == "" }
+
+// RolloutState is the bot's state for one plan. It is stored in Git at
+// .canarybot/state/<plan>.yaml, in the same commit as the overlay change.
+type RolloutState struct {
+	APIVersion string      `json:"apiVersion"`
+	Kind       string      `json:"kind"`
+	Metadata   ObjectMeta  `json:"metadata"`
+	Status     StateStatus `json:"status"`
+}
+
+// StateStatus is the body of a RolloutState.
+type StateStatus struct {
+	Phase  string   `json:"phase"`
+	Reason string   `json:"reason,omitempty"`
+	Stable Artifact `json:"stable"`
+	// Candidate is the artifact in canary; empty when Idle.
+	Candidate Artifact `json:"candidate,omitempty"`
+	// StepsHash identifies the plan's steps the rollout started with.
+	StepsHash     string    `json:"stepsHash,omitempty"`
+	StepIndex     int       `json:"stepIndex"`
+	Weight        int       `json:"weight"`
+	StepStartedAt time.Time `json:"stepStartedAt,omitempty"`
+	// Gates holds the last analysis results, as evidence.
+	Gates []GateResult `json:"gates,omitempty"`
+	// Failed lists artifacts that were reverted; they are never re-proposed.
+	Failed  []Artifact     `json:"failed,omitempty"`
+	History []HistoryEntry `json:"history,omitempty"`
+}
+
+// HistoryEntry is one transition, newest last.
+type HistoryEntry struct {
+	At       time.Time `json:"at"`
+	Action   string    `json:"action"`
+	Step     int       `json:"step"`
+	Weight   int       `json:"weight"`
+	Artifact string    `json:"artifact,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+}
+
+// MaxHistory bounds the history kept in the state file.
+const MaxHistory = 50
+
+// IsFailed reports whether the artifact was reverted before.
+func (s StateStatus) IsFailed(uri string) bool {
+	for _, f := range s.Failed {
+		if f.URI == uri {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,48 @@
+package canary
+
+import "time"
+
+// Verdict is a gate's assessment, after Argo Rollouts' AnalysisPhase.
+type Verdict string
+
+// Gate verdicts. Running means more measurements are due.
+const (
+	VerdictRunning      Verdict = "Running"
+	VerdictSuccessful   Verdict = "Successful"
+	VerdictFailed       Verdict = "Failed"
+	VerdictInconclusive Verdict = "Inconclusive"
+	VerdictError        Verdict = "Error"
+)
+
+// Measurement is one evaluation of a gate at one instant.
+type Measurement struct {
+	At      time.Time `json:"at"`
+	Verdict Verdict   `json:"verdict"`
+	Value   string    `json:"value,omitempty"`
+	Message string    `json:"message,omitempty"`
+}
+
+// GateResult is a gate's verdict over an analysis window, with its evidence.
+type GateResult struct {
+	Gate    string  `json:"gate"`
+	Verdict Verdict `json:"verdict"`
+	// Query and Condition are the evidence a reviewer reads.
+	Query     string `json:"query,omitempty"`
+	Condition string `json:"condition,omitempty"`
+	// Value is the latest observed value, rendered for humans.
+	Value        string `json:"value,omitempty"`
+	Reason       string `json:"reason,omitempty"`
+	Successful   int    `json:"successful,omitempty"`
+	Failed       int    `json:"failed,omitempty"`
+	Inconclusive int    `json:"inconclusive,omitempty"`
+	Errors       int    `json:"errors,omitempty"`
+	// NextAt is when the next measurement is due while Running.
+	NextAt       time.Time     `json:"nextAt,omitempty"`
+	Measurements []Measurement `json:"-"`
+}
+
+// Window is the span an analysis step's gates assess.
+type Window struct {
+	Start time.Time
+	Now   time.Time
+}
