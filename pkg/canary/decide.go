@@ -1,0 +1,255 @@
+package canary
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Action is what a Decision asks the engine to do.
+type Action string
+
+// Actions. Start, Advance, Hold, Promote and Revert each produce one commit;
+// Wait and RequestApproval produce none.
+const (
+	ActWait            Action = "wait"
+	ActStart           Action = "start"
+	ActAdvance         Action = "advance"
+	ActRequestApproval Action = "request-approval"
+	ActHold            Action = "hold"
+	ActPromote         Action = "promote"
+	ActRevert          Action = "revert"
+)
+
+// Commits reports whether the action is a transition recorded in Git.
+func (a Action) Commits() bool {
+	switch a {
+	case ActStart, ActAdvance, ActHold, ActPromote, ActRevert:
+		return true
+	}
+	return false
+}
+
+// Observations is everything Decide knows about the world, gathered by the
+// engine's adapters before deciding.
+type Observations struct {
+	// Candidate is the newest pinned artifact the registry offers, or nil.
+	Candidate *Artifact
+	// Sync is the deployer's view of the last commit that changed the overlay.
+	Sync SyncObservation
+	// Gates holds results for the current analysis step's gates.
+	Gates []GateResult
+	// Approved: a reviewer approved the current pause-until-approved step.
+	Approved bool
+	// Abort, when set, is a person's reason to abort the rollout.
+	Abort string
+	// Resume: a person resumed a held rollout.
+	Resume bool
+}
+
+// Decision is the outcome of Decide.
+type Decision struct {
+	Action Action
+	// Step and Weight are the step to move to and its canary weight.
+	Step   int
+	Weight int
+	// Candidate is the artifact a Start rolls out.
+	Candidate Artifact
+	// Until is when to look again after a Wait; zero means "poll".
+	Until  time.Time
+	Reason string
+	// Gate names the gate that decided, if one did.
+	Gate  string
+	Gates []GateResult
+}
+
+// Decide is canarybot's whole policy: a pure function of the plan, the state
+// read from Git, what the adapters observed, and the time.
+func Decide(plan *CanaryPlan, st *RolloutState, obs Observations, now time.Time) Decision {
+	s := st.Status
+	switch s.Phase {
+	case PhaseProgressing:
+		return decideProgressing(plan, s, obs, now)
+	case PhasePaused:
+		return decidePaused(plan, s, obs)
+	default: // Idle, Promoted, Reverted
+		return decideIdle(plan, s, obs)
+	}
+}
+
+func decideIdle(plan *CanaryPlan, s StateStatus, obs Observations) Decision {
+	c := obs.Candidate
+	switch {
+	case c == nil:
+		return wait("no new artifact")
+	case c.URI == s.Stable.URI:
+		return wait(fmt.Sprintf("%s is already stable", c.URI))
+	case s.IsFailed(c.URI):
+		return wait(fmt.Sprintf("%s was reverted before; not proposing it again", c.URI))
+	case !obs.Sync.Ready:
+		return wait("waiting for the last transition to sync: " + obs.Sync.Reason)
+	}
+	return start(plan, *c, fmt.Sprintf("new artifact %s", label(*c)))
+}
+
+func decidePaused(plan *CanaryPlan, s StateStatus, obs Observations) Decision {
+	switch {
+	case obs.Abort != "":
+		return revert("aborted: "+obs.Abort, "")
+	case obs.Resume:
+		return advance(plan, s.StepIndex, "resumed by a person")
+	}
+	return wait("held: " + s.Reason)
+}
+
+func decideProgressing(plan *CanaryPlan, s StateStatus, obs Observations, now time.Time) Decision {
+	steps := plan.Spec.Steps
+	if obs.Abort != "" {
+		return revert("aborted: "+obs.Abort, "")
+	}
+	if s.StepsHash != StepsHash(steps) || s.StepIndex >= len(steps) {
+		d := start(plan, s.Candidate, "plan steps changed mid-rollout; restarting from step 0")
+		d.Action = ActAdvance
+		return d
+	}
+	if c := obs.Candidate; plan.Spec.Concurrency == ConcurrencySupersede && c != nil &&
+		c.URI != s.Candidate.URI && c.URI != s.Stable.URI && !s.IsFailed(c.URI) {
+		return start(plan, *c, fmt.Sprintf("superseded by %s", label(*c)))
+	}
+	if d, ok := decideSync(plan, s, obs.Sync, now); !ok {
+		return d
+	}
+	step := steps[s.StepIndex]
+	switch {
+	case step.SetWeight != nil:
+		return next(plan, s.StepIndex, fmt.Sprintf("weight %d%% synced", s.Weight))
+	case step.Pause != nil && step.Pause.UntilApproved:
+		if obs.Approved {
+			return next(plan, s.StepIndex, "approved")
+		}
+		return Decision{Action: ActRequestApproval, Step: s.StepIndex, Weight: s.Weight,
+			Reason: fmt.Sprintf("step %d waits for a reviewer's approval", s.StepIndex)}
+	case step.Pause != nil:
+		until := s.StepStartedAt.Add(step.Pause.Duration.Duration)
+		if now.Before(until) {
+			return Decision{Action: ActWait, Until: until, Step: s.StepIndex, Weight: s.Weight,
+				Reason: fmt.Sprintf("pausing until %s", until.UTC().Format(time.RFC3339))}
+		}
+		return next(plan, s.StepIndex, fmt.Sprintf("paused %s", step.Pause.Duration.Duration))
+	default:
+		return decideAnalysis(plan, s, step.Analysis.Gates, obs.Gates)
+	}
+}
+
+// decideSync returns ok when the last overlay commit is synced and healthy.
+func decideSync(plan *CanaryPlan, s StateStatus, sync SyncObservation, now time.Time) (Decision, bool) {
+	if sync.Ready {
+		return Decision{}, true
+	}
+	policy := plan.Spec.Rollback.OnSyncFailure
+	if sync.Failed {
+		return onBad(plan, s, policy, "sync failed: "+sync.Reason, ""), false
+	}
+	deadline := s.StepStartedAt.Add(plan.Spec.ArgoCD.SyncTimeout.Or(DefaultSyncTimeout))
+	if !now.Before(deadline) {
+		return onBad(plan, s, policy, fmt.Sprintf("not synced within %s: %s",
+			plan.Spec.ArgoCD.SyncTimeout.Or(DefaultSyncTimeout), sync.Reason), ""), false
+	}
+	return Decision{Action: ActWait, Step: s.StepIndex, Weight: s.Weight,
+		Reason: "waiting for Argo CD: " + sync.Reason}, false
+}
+
+func decideAnalysis(plan *CanaryPlan, s StateStatus, names []string, results []GateResult) Decision {
+	v, gate, reason, nextAt := Combine(names, results)
+	var d Decision
+	switch v {
+	case VerdictSuccessful:
+		d = next(plan, s.StepIndex, "gates passed: "+strings.Join(names, ", "))
+	case VerdictFailed:
+		d = onBad(plan, s, plan.Spec.Rollback.OnFailure, fmt.Sprintf("gate %s failed: %s", gate, reason), gate)
+	case VerdictInconclusive:
+		d = onBad(plan, s, plan.Spec.Rollback.OnInconclusive, fmt.Sprintf("gate %s inconclusive: %s", gate, reason), gate)
+	case VerdictError:
+		d = onBad(plan, s, plan.Spec.Rollback.OnError, fmt.Sprintf("gate %s errored: %s", gate, reason), gate)
+	default:
+		d = Decision{Action: ActWait, Until: nextAt, Step: s.StepIndex, Weight: s.Weight,
+			Reason: "analysis running: " + reason}
+	}
+	d.Gates = results
+	return d
+}
+
+// Combine folds the gates of one analysis step into one verdict, after Argo
+// Rollouts: Failed beats Error beats Inconclusive beats Running; all
+// Successful is Successful. A gate with no result is an Error.
+func Combine(names []string, results []GateResult) (v Verdict, gate, reason string, nextAt time.Time) {
+	byName := map[string]GateResult{}
+	for _, r := range results {
+		byName[r.Gate] = r
+	}
+	rank := map[Verdict]int{VerdictSuccessful: 0, VerdictRunning: 1, VerdictInconclusive: 2, VerdictError: 3, VerdictFailed: 4}
+	v = VerdictSuccessful
+	for _, n := range names {
+		r, ok := byName[n]
+		if !ok {
+			r = GateResult{Gate: n, Verdict: VerdictError, Reason: "no result"}
+		}
+		if r.Verdict == VerdictRunning && !r.NextAt.IsZero() && (nextAt.IsZero() || r.NextAt.Before(nextAt)) {
+			nextAt = r.NextAt
+		}
+		if rank[r.Verdict] > rank[v] {
+			v, gate, reason = r.Verdict, n, r.Reason
+		}
+	}
+	if v == VerdictRunning {
+		reason = fmt.Sprintf("gate %s: %s", gate, reason)
+	}
+	return v, gate, reason, nextAt
+}
+
+// onBad applies a rollback policy: revert, or hold with the reason.
+func onBad(plan *CanaryPlan, s StateStatus, policy, reason, gate string) Decision {
+	if policy == ActionHold {
+		return Decision{Action: ActHold, Step: s.StepIndex, Weight: s.Weight, Reason: reason, Gate: gate}
+	}
+	return revert(reason, gate)
+}
+
+func next(plan *CanaryPlan, i int, reason string) Decision {
+	if i+1 >= len(plan.Spec.Steps) {
+		return Decision{Action: ActPromote, Step: i, Weight: 100, Reason: reason + "; all steps done"}
+	}
+	return advance(plan, i+1, reason)
+}
+
+func advance(plan *CanaryPlan, i int, reason string) Decision {
+	return Decision{Action: ActAdvance, Step: i, Weight: WeightAt(plan.Spec.Steps, i), Reason: reason}
+}
+
+func start(plan *CanaryPlan, c Artifact, reason string) Decision {
+	return Decision{Action: ActStart, Step: 0, Weight: WeightAt(plan.Spec.Steps, 0), Candidate: c, Reason: reason}
+}
+
+func revert(reason, gate string) Decision {
+	return Decision{Action: ActRevert, Reason: reason, Gate: gate}
+}
+
+func wait(reason string) Decision { return Decision{Action: ActWait, Reason: reason} }
+
+// WeightAt is the canary weight in force at step i: the last setWeight at or
+// before it, or 0.
+func WeightAt(steps []Step, i int) int {
+	for j := min(i, len(steps)-1); j >= 0; j-- {
+		if w := steps[j].SetWeight; w != nil {
+			return *w
+		}
+	}
+	return 0
+}
+
+func label(a Artifact) string {
+	if a.Version == "" {
+		return a.URI
+	}
+	return fmt.Sprintf("%s (%s)", a.Version, a.URI)
+}

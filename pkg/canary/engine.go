@@ -1,0 +1,274 @@
+package canary
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"reflect"
+	"time"
+)
+
+// StateDir is where rollout states live in the GitOps repo.
+const StateDir = ".canarybot/state"
+
+// StatePath is the repo path of a plan's state file.
+func StatePath(plan string) string { return path.Join(StateDir, plan+".yaml") }
+
+// ComponentDir is the bot-owned directory inside an overlay.
+func ComponentDir(overlay string) string { return path.Join(overlay, "canarybot") }
+
+// Signals are a person's commands for a plan (ChatOps, CLI).
+type Signals interface {
+	// Pending returns the abort reason and resume flag for a plan.
+	Pending(ctx context.Context, plan string) (abort string, resume bool, err error)
+}
+
+// Engine carries Decide's decisions out through the ports. Each Tick is
+// restart-safe: it reloads plan and state from Git, observes, decides and
+// acts idempotently.
+type Engine struct {
+	// PlanPath is the plan's repo-relative path.
+	PlanPath  string
+	Repo      Repo
+	Renderer  Renderer
+	Sync      SyncWaiter
+	Gates     GateEvaluator
+	Approvals Approvals
+	Artifacts ArtifactSource
+	// Signals is optional.
+	Signals Signals
+	// Stable reads the artifact the overlay serves today; it seeds the state
+	// of a plan that has never rolled out.
+	Stable func(ctx context.Context, t Tree, plan *CanaryPlan) (Artifact, error)
+	Clock  Clock
+	Log    *slog.Logger
+	// Poll bounds every wait; MinPoll keeps a busy loop from spinning.
+	Poll, MinPoll time.Duration
+	// OnTick, when set, receives a report of every tick (progress output).
+	OnTick func(Report)
+}
+
+// Report is what one Tick saw and did.
+type Report struct {
+	Plan     string
+	Decision Decision
+	State    *RolloutState
+	// Commit is set when the tick pushed a transition.
+	Commit CommitResult
+	Head   string
+}
+
+// Run ticks until ctx is done or a terminal error occurs. Retryable errors
+// are reported through the logger and retried after Poll.
+func (e *Engine) Run(ctx context.Context) error {
+	for {
+		r, err := e.Tick(ctx)
+		wait := e.Poll
+		switch {
+		case err != nil && IsTerminal(err):
+			return err
+		case err != nil:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			e.Log.Warn("tick failed; retrying", "plan", e.PlanPath, "err", err, "retry_in", e.Poll)
+		case r.Decision.Action.Commits():
+			wait = 0
+		case !r.Decision.Until.IsZero():
+			wait = min(max(r.Decision.Until.Sub(e.Clock.Now()), e.MinPoll), e.Poll)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-e.Clock.After(wait):
+		}
+	}
+}
+
+// Tick runs one reconcile: load, observe, decide, act.
+func (e *Engine) Tick(ctx context.Context) (Report, error) {
+	t, err := e.Repo.Checkout(ctx)
+	if err != nil {
+		return Report{}, fmt.Errorf("checkout: %w", err)
+	}
+	plan, st, err := e.load(ctx, t)
+	if err != nil {
+		return Report{}, err
+	}
+	obs, err := e.observe(ctx, t, plan, st)
+	if err != nil {
+		return Report{}, fmt.Errorf("observe %s: %w", plan.Metadata.Name, err)
+	}
+	now := e.Clock.Now()
+	d := Decide(plan, st, obs, now)
+	r := Report{Plan: plan.Metadata.Name, Decision: d, State: st, Head: t.Head}
+	switch {
+	case d.Action == ActRequestApproval:
+		if err := e.Approvals.Request(ctx, plan.Metadata.Name, d.Step, st.Status.Candidate, st.Status.Gates); err != nil {
+			return r, fmt.Errorf("request approval for step %d: %w", d.Step, err)
+		}
+	case d.Action.Commits():
+		if r, err = e.commit(ctx, t, plan, st, obs, d, now); err != nil {
+			return r, err
+		}
+		e.Log.Info("transition", "plan", r.Plan, "action", d.Action, "step", r.State.Status.StepIndex,
+			"weight", r.State.Status.Weight, "commit", short(r.Commit.SHA), "reason", d.Reason)
+	}
+	if e.OnTick != nil {
+		e.OnTick(r)
+	}
+	return r, nil
+}
+
+// load reads the plan and its state from the tree. A plan without a state
+// file starts Idle on the artifact the overlay serves today.
+func (e *Engine) load(ctx context.Context, t Tree) (*CanaryPlan, *RolloutState, error) {
+	plan, err := readPlan(t, e.PlanPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(t.Dir, filepath.FromSlash(StatePath(plan.Metadata.Name))))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		stable, err := e.Stable(ctx, t, plan)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read stable artifact of %s: %w", plan.Metadata.Name, err)
+		}
+		return plan, NewState(plan.Metadata.Name, stable), nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("read state of %s: %w", plan.Metadata.Name, err)
+	}
+	st, err := ParseState(b)
+	if err != nil {
+		return nil, nil, Terminal(fmt.Errorf("%s: %w", StatePath(plan.Metadata.Name), err))
+	}
+	return plan, st, nil
+}
+
+func readPlan(t Tree, p string) (*CanaryPlan, error) {
+	b, err := os.ReadFile(filepath.Join(t.Dir, filepath.FromSlash(p)))
+	if err != nil {
+		return nil, Terminal(fmt.Errorf("read plan %s: %w", p, err))
+	}
+	plan, err := ParsePlan(b)
+	if err != nil {
+		return nil, Terminal(fmt.Errorf("%s: %w", p, err))
+	}
+	return plan, nil
+}
+
+// observe gathers only what Decide needs in the current phase and step.
+func (e *Engine) observe(ctx context.Context, t Tree, plan *CanaryPlan, st *RolloutState) (Observations, error) {
+	var obs Observations
+	s := st.Status
+	sha, err := e.Repo.LastCommit(ctx, t.Head, ComponentDir(plan.Spec.Overlay))
+	if err != nil {
+		return obs, fmt.Errorf("find last overlay commit: %w", err)
+	}
+	if obs.Sync, err = e.Sync.Observe(ctx, plan.Spec.ArgoCD.Application, sha); err != nil {
+		return obs, fmt.Errorf("observe sync of %s: %w", short(sha), err)
+	}
+	if e.Signals != nil && (s.Phase == PhaseProgressing || s.Phase == PhasePaused) {
+		if obs.Abort, obs.Resume, err = e.Signals.Pending(ctx, plan.Metadata.Name); err != nil {
+			return obs, fmt.Errorf("read signals: %w", err)
+		}
+	}
+	if s.Phase != PhaseProgressing || plan.Spec.Concurrency == ConcurrencySupersede {
+		if obs.Candidate, err = e.Artifacts.Latest(ctx, plan); err != nil {
+			return obs, fmt.Errorf("look up artifacts: %w", err)
+		}
+	}
+	if s.Phase != PhaseProgressing || s.StepIndex >= len(plan.Spec.Steps) || !obs.Sync.Ready {
+		return obs, nil
+	}
+	step := plan.Spec.Steps[s.StepIndex]
+	if step.Pause != nil && step.Pause.UntilApproved {
+		if obs.Approved, err = e.Approvals.Approved(ctx, plan.Metadata.Name, s.StepIndex, s.Candidate); err != nil {
+			return obs, fmt.Errorf("read approval of step %d: %w", s.StepIndex, err)
+		}
+	}
+	if step.Analysis != nil {
+		obs.Gates, err = e.evaluate(ctx, plan, step.Analysis.Gates, Window{Start: s.StepStartedAt, Now: e.Clock.Now()})
+	}
+	return obs, err
+}
+
+func (e *Engine) evaluate(ctx context.Context, plan *CanaryPlan, names []string, w Window) ([]GateResult, error) {
+	out := make([]GateResult, 0, len(names))
+	for _, n := range names {
+		spec, ok := plan.Gate(n)
+		if !ok {
+			return nil, Terminalf("gate %q is not defined", n)
+		}
+		r, err := e.Gates.Evaluate(ctx, spec, w)
+		if err != nil {
+			return nil, fmt.Errorf("evaluate gate %s: %w", n, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// commit writes the transition. On a newer head (another writer got there
+// first) it re-renders only if the rollout there is still where this tick
+// saw it; otherwise it does nothing and the next tick decides afresh.
+func (e *Engine) commit(ctx context.Context, seen Tree, plan *CanaryPlan, st *RolloutState,
+	obs Observations, d Decision, now time.Time) (Report, error) {
+	r := Report{Plan: plan.Metadata.Name, Decision: d, State: st, Head: seen.Head}
+	res, err := e.Repo.Transact(ctx, func(ctx context.Context, t Tree) (*Change, error) {
+		plan2, st2, err := e.load(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		if t.Head != seen.Head && (!reflect.DeepEqual(st2, st) || !reflect.DeepEqual(plan2, plan)) {
+			r.Decision = Decision{Action: ActWait, Reason: "another writer moved the rollout; deciding again"}
+			return nil, nil
+		}
+		next := Apply(plan2, st2, d, now)
+		files, err := e.Renderer.Render(ctx, t, plan2, DesiredOf(next))
+		if err != nil {
+			return nil, fmt.Errorf("render %s: %w", plan2.Spec.Overlay, err)
+		}
+		stateBytes, err := MarshalState(next)
+		if err != nil {
+			return nil, err
+		}
+		ch := CommitMessage(plan2, st2, next, d)
+		ch.Files = files
+		ch.Files[StatePath(plan2.Metadata.Name)] = stateBytes
+		r.State = next
+		return &ch, nil
+	})
+	if err != nil {
+		return r, fmt.Errorf("commit %s for %s: %w", d.Action, plan.Metadata.Name, err)
+	}
+	r.Commit = res
+	if !res.NoOp {
+		if err := e.Sync.Refresh(ctx, plan.Spec.ArgoCD.Application); err != nil {
+			e.Log.Warn("refresh after push failed; the deployer will poll", "app", plan.Spec.ArgoCD.Application, "err", err)
+		}
+	}
+	return r, nil
+}
+
+// Gate returns the named gate.
+func (p *CanaryPlan) Gate(name string) (GateSpec, bool) {
+	for _, g := range p.Spec.Gates {
+		if g.Name == name {
+			return g, true
+		}
+	}
+	return GateSpec{}, false
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}

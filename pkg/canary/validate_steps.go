@@ -1,0 +1,123 @@
+package canary
+
+import "fmt"
+
+func validateGates(gates []GateSpec, add addFunc) map[string]bool {
+	names := map[string]bool{}
+	for i, g := range gates {
+		f := fmt.Sprintf("spec.gates[%d]", i)
+		if !validName(g.Name) {
+			add(f+".name", "must be a DNS label, got %q", g.Name)
+		} else if names[g.Name] {
+			add(f+".name", "duplicate gate %q", g.Name)
+		}
+		names[g.Name] = true
+		switch g.Type {
+		case GateThreshold:
+			validateThreshold(f+".threshold", g.Threshold, add)
+		case "":
+			add(f+".type", "is required (known types: %s)", GateThreshold)
+		default:
+			add(f+".type", "unknown gate type %q (known types: %s)", g.Type, GateThreshold)
+		}
+	}
+	return names
+}
+
+func validateThreshold(f string, t *ThresholdGate, add addFunc) {
+	if t == nil {
+		add(f, "is required for a threshold gate")
+		return
+	}
+	if t.Query == "" {
+		add(f+".query", "is required")
+	}
+	if t.SuccessCondition == "" && t.FailureCondition == "" {
+		add(f, "needs successCondition, failureCondition or both")
+	}
+	if t.Interval != nil && t.Interval.Duration <= 0 {
+		add(f+".interval", "must be positive, got %s", t.Interval.Duration)
+	}
+	if t.InitialDelay != nil && t.InitialDelay.Duration < 0 {
+		add(f+".initialDelay", "must not be negative, got %s", t.InitialDelay.Duration)
+	}
+	if t.Count != nil && *t.Count < 1 {
+		add(f+".count", "must be at least 1, got %d", *t.Count)
+	}
+	limits := []struct {
+		name string
+		v    *int
+	}{{"failureLimit", t.FailureLimit}, {"inconclusiveLimit", t.InconclusiveLimit}, {"consecutiveErrorLimit", t.ConsecutiveErrorLimit}}
+	for _, l := range limits {
+		if l.v != nil && *l.v < 0 {
+			add(f+"."+l.name, "must not be negative, got %d", *l.v)
+		}
+	}
+}
+
+func validateSteps(steps []Step, gates map[string]bool, add addFunc) {
+	if len(steps) == 0 {
+		add("spec.steps", "at least one step is required")
+		return
+	}
+	last, maxWeight := 0, 0
+	for i, st := range steps {
+		f := fmt.Sprintf("spec.steps[%d]", i)
+		n := 0
+		if st.SetWeight != nil {
+			n++
+			w := *st.SetWeight
+			switch {
+			case w < 0 || w > 100:
+				add(f+".setWeight", "must be between 0 and 100, got %d", w)
+			case w < last:
+				add(f+".setWeight", "must not go below the previous weight %d, got %d", last, w)
+			}
+			last = w
+			maxWeight = max(maxWeight, w)
+		}
+		if st.Pause != nil {
+			n++
+			validatePause(f+".pause", st.Pause, add)
+		}
+		if st.Analysis != nil {
+			n++
+			if len(st.Analysis.Gates) == 0 {
+				add(f+".analysis.gates", "at least one gate is required")
+			}
+			for j, g := range st.Analysis.Gates {
+				if !gates[g] {
+					add(fmt.Sprintf("%s.analysis.gates[%d]", f, j), "no gate named %q in spec.gates", g)
+				}
+			}
+		}
+		if n != 1 {
+			add(f, "must set exactly one of setWeight, pause or analysis, got %d", n)
+		}
+	}
+	if maxWeight == 0 {
+		add("spec.steps", "no setWeight step sends traffic to the canary")
+	}
+}
+
+func validatePause(f string, p *PauseStep, add addFunc) {
+	switch {
+	case p.Duration == nil && !p.UntilApproved:
+		add(f, "needs a duration or untilApproved: true")
+	case p.Duration != nil && p.UntilApproved:
+		add(f, "set either duration or untilApproved, not both")
+	case p.Duration != nil && p.Duration.Duration <= 0:
+		add(f+".duration", "must be positive, got %s", p.Duration.Duration)
+	}
+}
+
+func validateRollback(r RollbackPolicy, add addFunc) {
+	for _, f := range []struct{ name, v string }{
+		{"onFailure", r.OnFailure}, {"onInconclusive", r.OnInconclusive},
+		{"onError", r.OnError}, {"onSyncFailure", r.OnSyncFailure},
+	} {
+		if f.v != ActionRevert && f.v != ActionHold {
+			add("spec.rollback."+f.name, "must be %q or %q, got %q", ActionRevert, ActionHold, f.v)
+		}
+	}
+}
