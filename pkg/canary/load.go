@@ -24,8 +24,8 @@ func ParsePlan(data []byte) (*CanaryPlan, error) {
 		return nil, fmt.Errorf("%w: want exactly one YAML document, found %d", ErrInvalidPlan, n)
 	}
 	var p CanaryPlan
-	if err := yaml.UnmarshalStrict(data, &p); err != nil {
-		return nil, fmt.Errorf("%w: decode: %w", ErrInvalidPlan, err)
+	if err := decodeStrict(data, &p); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidPlan, err)
 	}
 	p.Default()
 	if err := p.Validate(); err != nil {
@@ -73,8 +73,8 @@ func ParseState(data []byte) (*RolloutState, error) {
 		return nil, fmt.Errorf("%w: %d bytes is over the limit", ErrInvalidState, len(data))
 	}
 	var s RolloutState
-	if err := yaml.UnmarshalStrict(data, &s); err != nil {
-		return nil, fmt.Errorf("%w: decode: %w", ErrInvalidState, err)
+	if err := decodeStrict(data, &s); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidState, err)
 	}
 	if s.APIVersion != APIVersion || s.Kind != KindState {
 		return nil, fmt.Errorf("%w: want %s %s, got %q %q", ErrInvalidState, APIVersion, KindState, s.APIVersion, s.Kind)

@@ -61,7 +61,9 @@ func TestParsePlanRejects(t *testing.T) {
 		yaml string
 		want []string
 	}{
-		"unknown field": {strings.Replace(goodPlan, "  overlay:", "  overlays: x\n  overlay:", 1), []string{`unknown field "spec.overlays"`}},
+		"unknown field": {strings.Replace(goodPlan, "  overlay:", "  overlays: x\n  overlay:", 1), []string{`spec.overlays: unknown field`}},
+		"unknown nested fields": {strings.Replace(strings.Replace(goodPlan, "- pause: {duration: 2m}", "- pause: {duraton: 2m}", 1), "interval: 30s", "intervall: 30s", 1),
+			[]string{"spec.steps[2].pause.duraton: unknown field", "spec.gates[0].threshold.intervall: unknown field"}},
 		"duplicate key": {strings.Replace(goodPlan, "  overlay:", "  argocd: {application: x}\n  overlay:", 1), []string{"already set"}},
 		"two documents": {goodPlan + "---\n" + goodPlan, []string{"exactly one YAML document, found 2"}},
 		"not yaml":      {"{{{", []string{"decode"}},

@@ -1,0 +1,106 @@
+package canary
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// decodeStrict decodes YAML into out, rejecting duplicate keys and reporting
+// every unknown field with its path, e.g. "spec.steps[2].pase".
+func decodeStrict(data []byte, out any) error {
+	j, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return fmt.Errorf("decode: %w", err)
+	}
+	var generic any
+	if err := json.Unmarshal(j, &generic); err != nil {
+		return fmt.Errorf("decode: %w", err)
+	}
+	var errs []error
+	for _, f := range unknownFields(generic, reflect.TypeOf(out).Elem(), "") {
+		errs = append(errs, fmt.Errorf("%s: unknown field", f))
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if err := json.Unmarshal(j, out); err != nil {
+		return fmt.Errorf("decode: %w", err)
+	}
+	return nil
+}
+
+var jsonUnmarshaler = reflect.TypeOf((*json.Unmarshaler)(nil)).Elem()
+
+// unknownFields walks a decoded JSON value against a Go type.
+func unknownFields(v any, t reflect.Type, path string) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(jsonUnmarshaler) {
+		return nil
+	}
+	var out []string
+	switch val := v.(type) {
+	case map[string]any:
+		if t.Kind() == reflect.Map {
+			for k, e := range val {
+				out = append(out, unknownFields(e, t.Elem(), join(path, k))...)
+			}
+			break
+		}
+		if t.Kind() != reflect.Struct {
+			return nil
+		}
+		fields := jsonFields(t)
+		keys := make([]string, 0, len(val))
+		for k := range val {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			ft, ok := fields[k]
+			if !ok {
+				out = append(out, join(path, k))
+				continue
+			}
+			out = append(out, unknownFields(val[k], ft, join(path, k))...)
+		}
+	case []any:
+		if t.Kind() != reflect.Slice {
+			return nil
+		}
+		for i, e := range val {
+			out = append(out, unknownFields(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
+		}
+	}
+	return out
+}
+
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	m := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		m[name] = f.Type
+	}
+	return m
+}
+
+func join(path, k string) string {
+	if path == "" {
+		return k
+	}
+	return path + "." + k
+}
