@@ -58,7 +58,9 @@ func TestFailed(t *testing.T) {
 		failed bool
 	}{
 		{"healthy", nil, false},
-		{"sync failed", func(s *AppStatus) { s.OperationPhase, s.OperationMessage = PhaseFailed, "one or more objects failed to apply" }, true},
+		{"sync failed", func(s *AppStatus) {
+			s.OperationPhase, s.OperationMessage = PhaseFailed, "one or more objects failed to apply"
+		}, true},
 		{"sync errored", func(s *AppStatus) { s.OperationPhase = PhaseError }, true},
 		{"degraded after sync", func(s *AppStatus) { s.Health = HealthDegraded }, true},
 		{"missing after sync", func(s *AppStatus) { s.Health = HealthMissing }, true},
@@ -84,8 +86,10 @@ type fakeSource struct {
 	RefreshFn func(ctx context.Context, app string) error
 }
 
-func (f *fakeSource) Status(ctx context.Context, app string) (AppStatus, error) { return f.StatusFn(ctx, app) }
-func (f *fakeSource) Refresh(ctx context.Context, app string) error            { return f.RefreshFn(ctx, app) }
+func (f *fakeSource) Status(ctx context.Context, app string) (AppStatus, error) {
+	return f.StatusFn(ctx, app)
+}
+func (f *fakeSource) Refresh(ctx context.Context, app string) error { return f.RefreshFn(ctx, app) }
 
 func TestWaiterObserve(t *testing.T) {
 	later := "cccccccccccccccccccccccccccccccccccccccc"
