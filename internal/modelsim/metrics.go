@@ -1,0 +1,161 @@
+package modelsim
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metric names. The vllm: ones are vLLM's own (v0 engine names), so that
+// gates written for a real vLLM deployment run unchanged against the
+// simulator.
+//
+// vLLM has no counter of failed requests: a real deployment measures errors
+// at the gateway or the KServe/Knative queue proxy. The simulator counts
+// them in canarybot_sim:request_errors_total, and vllm:request_success_total
+// counts the others, so an error ratio is
+//
+//	sum(rate(canarybot_sim:request_errors_total{role="canary"}[1m]))
+//	  / (sum(rate(canarybot_sim:request_errors_total{role="canary"}[1m]))
+//	   + sum(rate(vllm:request_success_total{role="canary"}[1m])))
+//
+// The e2e latency histogram observes every answered request, failed ones
+// included; the TTFT histogram only successful ones.
+const (
+	MetricE2ELatency   = "vllm:e2e_request_latency_seconds"
+	MetricTTFT         = "vllm:time_to_first_token_seconds"
+	MetricSuccess      = "vllm:request_success_total"
+	MetricErrors       = "canarybot_sim:request_errors_total"
+	MetricKVCacheUsage = "vllm:gpu_cache_usage_perc"
+	MetricWaiting      = "vllm:num_requests_waiting"
+	MetricRunning      = "vllm:num_requests_running"
+	MetricPredictions  = "canarybot_sim:predictions_total"
+)
+
+// Labels every series carries.
+const (
+	LabelModelName = "model_name"
+	LabelVersion   = "version"
+	LabelRole      = "role"
+)
+
+const (
+	labelFinishedReason = "finished_reason"
+	labelClass          = "class"
+	finishedReasonStop  = "stop"
+)
+
+// E2EBuckets are vLLM's e2e latency buckets, with finer ones below 0.3 s.
+func E2EBuckets() []float64 {
+	return []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25,
+		0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0}
+}
+
+// TTFTBuckets are vLLM's time-to-first-token buckets.
+func TTFTBuckets() []float64 {
+	return []float64{0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5,
+		0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0}
+}
+
+// metrics are one server's series. Every series carries model_name,
+// version and role.
+type metrics struct {
+	e2e         *prometheus.HistogramVec
+	ttft        *prometheus.HistogramVec
+	success     *prometheus.CounterVec
+	errors      *prometheus.CounterVec
+	kvCache     *prometheus.GaugeVec
+	waiting     *prometheus.GaugeVec
+	running     *prometheus.GaugeVec
+	predictions *prometheus.CounterVec
+}
+
+// newMetrics registers the series with reg.
+func newMetrics(reg prometheus.Registerer) *metrics {
+	base := []string{LabelModelName, LabelVersion, LabelRole}
+	with := func(extra string) []string { return append(append([]string(nil), base...), extra) }
+	m := &metrics{
+		e2e: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: MetricE2ELatency, Help: "Histogram of end to end request latency in seconds.",
+			Buckets: E2EBuckets(),
+		}, base),
+		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: MetricTTFT, Help: "Histogram of time to first token in seconds.",
+			Buckets: TTFTBuckets(),
+		}, base),
+		success: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricSuccess, Help: "Count of successfully processed requests.",
+		}, with(labelFinishedReason)),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricErrors, Help: "Count of requests answered with a server error (simulator only; vLLM has no such counter).",
+		}, base),
+		kvCache: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: MetricKVCacheUsage, Help: "GPU KV-cache usage. 1 means 100 percent usage.",
+		}, base),
+		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: MetricWaiting, Help: "Number of requests waiting to be processed.",
+		}, base),
+		running: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: MetricRunning, Help: "Number of requests currently running.",
+		}, base),
+		predictions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricPredictions, Help: "Count of predictions by class index (simulator only).",
+		}, with(labelClass)),
+	}
+	reg.MustRegister(m.e2e, m.ttft, m.success, m.errors, m.kvCache, m.waiting, m.running, m.predictions)
+	return m
+}
+
+// labels identifies one server version's series.
+type labels struct {
+	model, version, role string
+}
+
+func (l labels) values(extra ...string) []string {
+	return append([]string{l.model, l.version, l.role}, extra...)
+}
+
+// start creates l's series at zero, so that rate() and ratios see 0 rather
+// than no data before the first error, and sets the gauges from b.
+func (m *metrics) start(l labels, b Behaviour) {
+	m.success.WithLabelValues(l.values(finishedReasonStop)...)
+	m.errors.WithLabelValues(l.values()...)
+	m.running.WithLabelValues(l.values()...)
+	for i := range b.PredictionClasses {
+		m.predictions.WithLabelValues(l.values(strconv.Itoa(i))...)
+	}
+	m.setGauges(l, b)
+}
+
+// setGauges reports b's gauges.
+func (m *metrics) setGauges(l labels, b Behaviour) {
+	m.kvCache.WithLabelValues(l.values()...).Set(b.KVCacheUsage)
+	m.waiting.WithLabelValues(l.values()...).Set(float64(b.QueueDepth))
+}
+
+// stop removes l's series, as a restarted pod's would vanish.
+func (m *metrics) stop(l labels) {
+	match := prometheus.Labels{LabelModelName: l.model, LabelVersion: l.version, LabelRole: l.role}
+	m.e2e.DeletePartialMatch(match)
+	m.ttft.DeletePartialMatch(match)
+	m.success.DeletePartialMatch(match)
+	m.errors.DeletePartialMatch(match)
+	m.kvCache.DeletePartialMatch(match)
+	m.waiting.DeletePartialMatch(match)
+	m.running.DeletePartialMatch(match)
+	m.predictions.DeletePartialMatch(match)
+}
+
+// record counts a finished request.
+func (m *metrics) record(l labels, o Outcome) {
+	m.e2e.WithLabelValues(l.values()...).Observe(o.Latency.Seconds())
+	if o.Failed {
+		m.errors.WithLabelValues(l.values()...).Inc()
+		return
+	}
+	m.ttft.WithLabelValues(l.values()...).Observe(o.TTFT.Seconds())
+	m.success.WithLabelValues(l.values(finishedReasonStop)...).Inc()
+	if o.Class >= 0 {
+		m.predictions.WithLabelValues(l.values(strconv.Itoa(o.Class))...).Inc()
+	}
+}
