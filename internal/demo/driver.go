@@ -114,7 +114,10 @@ func (p *printer) say(format string, args ...any) {
 func (p *printer) transition(r canary.Report) {
 	s := r.State.Status
 	art := s.Candidate.Version
-	if art == "" {
+	switch {
+	case r.Decision.Action == canary.ActRevert && len(s.Failed) > 0:
+		art = s.Failed[len(s.Failed)-1].Version
+	case art == "":
 		art = s.Stable.Version
 	}
 	var verdicts []string

@@ -63,7 +63,11 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 		p.Transport = cfg.Transport
 		role := roleOf(i)
 		p.ErrorHandler = func(w http.ResponseWriter, req *http.Request, err error) {
-			r.logger.WarnContext(req.Context(), "backend unreachable", "backend", role, "error", err)
+			lvl := slog.LevelWarn
+			if req.Context().Err() != nil {
+				lvl = slog.LevelDebug // the client went away, e.g. at shutdown
+			}
+			r.logger.Log(req.Context(), lvl, "backend unreachable", "backend", role, "error", err)
 			w.WriteHeader(http.StatusBadGateway)
 		}
 		r.proxies[i] = p

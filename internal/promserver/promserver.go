@@ -110,6 +110,8 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			return nil, fmt.Errorf("create prometheus directory: %w", err)
 		}
 		removeDir = dir
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create prometheus directory: %w", err)
 	}
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {

@@ -17,6 +17,19 @@ const MaxPlanBytes = 1 << 20
 // errors), applies defaults and validates it. Every problem is returned,
 // joined, each prefixed with its field path.
 func ParsePlan(data []byte) (*CanaryPlan, error) {
+	p, err := DecodePlan(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidPlan, err)
+	}
+	return p, nil
+}
+
+// DecodePlan decodes a plan strictly and applies defaults, without
+// validating it.
+func DecodePlan(data []byte) (*CanaryPlan, error) {
 	if len(data) > MaxPlanBytes {
 		return nil, fmt.Errorf("%w: %d bytes is over the %d-byte limit", ErrInvalidPlan, len(data), MaxPlanBytes)
 	}
@@ -28,9 +41,6 @@ func ParsePlan(data []byte) (*CanaryPlan, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidPlan, err)
 	}
 	p.Default()
-	if err := p.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidPlan, err)
-	}
 	return &p, nil
 }
 

@@ -157,3 +157,17 @@ func TestManifestsComponentIsInitialRender(t *testing.T) {
 		})
 	}
 }
+
+// Stable reads what each seed's base serves, before any rollout.
+func TestStableReadsTheOverlay(t *testing.T) {
+	for _, sd := range seeds() {
+		plan := loadExample(t, sd.example)
+		a, err := NewRenderer(nil).Stable(context.Background(), canary.Tree{Dir: repoRoot}, plan)
+		if err != nil {
+			t.Fatalf("%s: %v", sd.example, err)
+		}
+		if a.URI != sd.stable {
+			t.Errorf("%s: stable = %q, want %q", sd.example, a.URI, sd.stable)
+		}
+	}
+}

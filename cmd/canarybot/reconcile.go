@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/canarybot/canarybot/pkg/argocd"
+	"github.com/canarybot/canarybot/pkg/canary"
+	"github.com/canarybot/canarybot/pkg/gates"
+	"github.com/canarybot/canarybot/pkg/gitops"
+	"github.com/canarybot/canarybot/pkg/kustomize"
+	"github.com/canarybot/canarybot/pkg/registry/oci"
+)
+
+type reconcileOptions struct {
+	repo, branch, dir, plan, gitTokenEnv string
+	prometheus                           string
+	argo                                 argocd.ClientOptions
+	argoTokenEnv                         string
+	registryInsecure, autoApprove, once  bool
+	poll                                 time.Duration
+}
+
+func newReconcile(g *globals) *cobra.Command {
+	o := &reconcileOptions{}
+	c := &cobra.Command{
+		Use:   "reconcile --repo URL --dir DIR --plan PATH --prometheus URL --argocd-server HOST:PORT",
+		Short: "Drive one plan's rollout: watch the registry, commit each step, wait for Argo CD, judge the gates",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			return o.run(cmd.Context(), log)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.repo, "repo", "", "GitOps repo URL: file://, a local path, or http(s):// (required)")
+	f.StringVar(&o.branch, "branch", "main", "branch to commit to")
+	f.StringVar(&o.dir, "dir", "", "working clone, kept between runs (required)")
+	f.StringVar(&o.plan, "plan", "", "repo path of the CanaryPlan (required)")
+	f.StringVar(&o.gitTokenEnv, "git-token-env", "", "environment variable holding an http(s) git token")
+	f.StringVar(&o.prometheus, "prometheus", "", "Prometheus base URL (required)")
+	f.StringVar(&o.argo.Server, "argocd-server", "", "argocd-server host:port (required)")
+	f.StringVar(&o.argoTokenEnv, "argocd-token-env", "ARGOCD_AUTH_TOKEN", "environment variable holding the Argo CD token")
+	f.BoolVar(&o.argo.PlainText, "argocd-plaintext", false, "talk to argocd-server without TLS")
+	f.BoolVar(&o.argo.Insecure, "argocd-insecure", false, "skip argocd-server certificate verification")
+	f.BoolVar(&o.argo.GRPCWeb, "argocd-grpc-web", false, "use grpc-web")
+	f.BoolVar(&o.registryInsecure, "registry-insecure", false, "talk plain HTTP to the OCI registry")
+	f.BoolVar(&o.autoApprove, "auto-approve", false, "approve pause-until-approved steps without a reviewer")
+	f.BoolVar(&o.once, "once", false, "run one reconcile and exit")
+	f.DurationVar(&o.poll, "poll", 30*time.Second, "longest wait between reconciles")
+	for _, req := range []string{"repo", "dir", "plan", "prometheus", "argocd-server"} {
+		_ = c.MarkFlagRequired(req)
+	}
+	return c
+}
+
+func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger) error {
+	if err := canary.CheckRepoPath(o.plan); err != nil {
+		return fmt.Errorf("--plan: %w", err)
+	}
+	gopts := gitops.Options{URL: o.repo, Branch: o.branch, Dir: o.dir, Logger: log,
+		AuthorName: "canarybot", AuthorEmail: "canarybot@users.noreply.github.com"}
+	if o.gitTokenEnv != "" {
+		gopts.Token = os.Getenv(o.gitTokenEnv)
+	}
+	repo, err := gitops.Open(ctx, gopts)
+	if err != nil {
+		return err
+	}
+	o.argo.Token = os.Getenv(o.argoTokenEnv)
+	argo, err := argocd.NewClient(o.argo)
+	if err != nil {
+		return err
+	}
+	defer argo.Close()
+	q, err := gates.NewPrometheus(o.prometheus, nil)
+	if err != nil {
+		return fmt.Errorf("--prometheus: %w", err)
+	}
+	var ociOpts []oci.Option
+	if o.registryInsecure {
+		ociOpts = append(ociOpts, oci.WithInsecure())
+	}
+	renderer := kustomize.NewRenderer(kustomize.NewBuilder())
+	eng := &canary.Engine{
+		PlanPath: o.plan, Repo: repo, Renderer: renderer,
+		Sync:      &argocd.Waiter{Source: argo, Contains: repo.Contains},
+		Gates:     gates.Evaluators{canary.GateThreshold: gates.NewThreshold(q, log)},
+		Approvals: &flagApprovals{auto: o.autoApprove, log: log},
+		Artifacts: oci.NewWatcher(append(ociOpts, oci.WithLogger(log))...),
+		Stable:    renderer.Stable,
+		Clock:     canary.SystemClock{}, Log: log, Poll: o.poll, MinPoll: time.Second,
+	}
+	if o.once {
+		r, err := eng.Tick(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s: %s (%s)\n", r.Plan, r.Decision.Action, r.Decision.Reason)
+		return nil
+	}
+	return eng.Run(ctx)
+}
+
+// flagApprovals approves every step when --auto-approve is set, and
+// otherwise leaves pause-until-approved steps waiting for a reviewer.
+type flagApprovals struct {
+	auto bool
+	log  *slog.Logger
+}
+
+func (a *flagApprovals) Approved(context.Context, string, int, canary.Artifact) (bool, error) {
+	return a.auto, nil
+}
+
+func (a *flagApprovals) Request(_ context.Context, plan string, step int, c canary.Artifact, _ []canary.GateResult) error {
+	a.log.Info("step waits for approval; without the GitHub App, rerun with --auto-approve to approve it",
+		"plan", plan, "step", step, "artifact", c.URI)
+	return nil
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/canarybot/canarybot/pkg/canary"
+	"github.com/canarybot/canarybot/pkg/gitops"
+)
+
+type statusOptions struct {
+	repo, branch, tokenEnv, plan string
+}
+
+func newStatus(g *globals) *cobra.Command {
+	o := &statusOptions{}
+	c := &cobra.Command{
+		Use:   "status --repo URL",
+		Short: "Rebuild every rollout's phase, step, weight, artifact and history from Git alone",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(cmd.Context(), g.stdout)
+		},
+	}
+	c.Flags().StringVar(&o.repo, "repo", "", "GitOps repo: file://, a local path, or http(s):// (required)")
+	c.Flags().StringVar(&o.branch, "branch", "main", "branch canarybot writes to")
+	c.Flags().StringVar(&o.tokenEnv, "token-env", "", "environment variable holding an http(s) token")
+	c.Flags().StringVar(&o.plan, "plan", "", "show only this plan")
+	_ = c.MarkFlagRequired("repo")
+	return c
+}
+
+func (o *statusOptions) run(ctx context.Context, out io.Writer) error {
+	opts := gitops.Options{URL: o.repo, Branch: o.branch}
+	if o.tokenEnv != "" {
+		if opts.Token = os.Getenv(o.tokenEnv); opts.Token == "" {
+			return fmt.Errorf("--token-env %s: the variable is empty", o.tokenEnv)
+		}
+	}
+	r, err := gitops.OpenReadOnly(ctx, opts)
+	if err != nil {
+		return err
+	}
+	plans, err := r.StatePlans(ctx, "")
+	if err != nil {
+		return fmt.Errorf("list rollouts: %w", err)
+	}
+	if o.plan != "" {
+		plans = []string{o.plan}
+	}
+	if len(plans) == 0 {
+		fmt.Fprintf(out, "no rollouts in %s (no %s/*.yaml on %s)\n", o.repo, canary.StateDir, o.branch)
+		return nil
+	}
+	commits, err := r.Log(ctx, "", 0)
+	if err != nil {
+		return fmt.Errorf("read history: %w", err)
+	}
+	for i, p := range plans {
+		if i > 0 {
+			fmt.Fprintln(out)
+		}
+		if err := printRollout(ctx, out, r, p, commits); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func printRollout(ctx context.Context, out io.Writer, r *gitops.Reader, plan string, commits []gitops.Commit) error {
+	st, err := r.ReadState(ctx, "", plan)
+	if err != nil {
+		return fmt.Errorf("read rollout %s: %w", plan, err)
+	}
+	if st == nil {
+		return fmt.Errorf("no rollout named %q", plan)
+	}
+	s := st.Status
+	fmt.Fprintf(out, "%s: %s at step %d, canary weight %d%%\n", plan, s.Phase, s.StepIndex, s.Weight)
+	fmt.Fprintf(out, "  stable:    %s\n", describe(s.Stable))
+	if !s.Candidate.IsZero() {
+		fmt.Fprintf(out, "  candidate: %s\n", describe(s.Candidate))
+	}
+	for _, f := range s.Failed {
+		fmt.Fprintf(out, "  reverted:  %s (never re-proposed)\n", describe(f))
+	}
+	if s.Reason != "" {
+		fmt.Fprintf(out, "  reason:    %s\n", s.Reason)
+	}
+	fmt.Fprintln(out, "  history (one commit per transition, oldest first):")
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	for i := len(commits) - 1; i >= 0; i-- {
+		c := commits[i]
+		if p, _ := c.Trailer(canary.TrailerPlan); p != plan {
+			continue
+		}
+		action, _ := c.Trailer(canary.TrailerAction)
+		at, err := r.ReadState(ctx, c.SHA, plan)
+		if err != nil || at == nil {
+			fmt.Fprintf(tw, "    %s\t%s\t%s\t\t\t%s\n", c.SHA[:10], c.Time.UTC().Format(time.RFC3339), action, c.Subject)
+			continue
+		}
+		a := at.Status
+		fmt.Fprintf(tw, "    %s\t%s\t%s\tstep %d\tweight %d%%\t%s\n", c.SHA[:10], c.Time.UTC().Format(time.RFC3339),
+			action, a.StepIndex, a.Weight, a.Reason)
+	}
+	return tw.Flush()
+}
+
+func describe(a canary.Artifact) string {
+	if a.Version == "" {
+		return a.URI
+	}
+	return a.Version + " " + a.URI
+}
