@@ -107,8 +107,12 @@ func printRollout(ctx context.Context, out io.Writer, r *gitops.Reader, plan str
 			continue
 		}
 		a := at.Status
+		weight := a.Weight
+		if a.Phase == canary.PhasePromoted {
+			weight = 100 // the candidate became stable and takes all traffic
+		}
 		fmt.Fprintf(tw, "    %s\t%s\t%s\tstep %d\tweight %d%%\t%s\n", c.SHA[:10], c.Time.UTC().Format(time.RFC3339),
-			action, a.StepIndex, a.Weight, a.Reason)
+			action, a.StepIndex, weight, a.Reason)
 	}
 	return tw.Flush()
 }
