@@ -19,8 +19,8 @@ type cluster struct {
 	canary  *modelsim.Server
 	router  *modelsim.Router
 
-	mu       sync.Mutex
-	byURI    map[string]version
+	mu    sync.Mutex
+	byURI map[string]version
 }
 
 func (c *cluster) register(a canary.Artifact, v version) {

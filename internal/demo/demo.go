@@ -186,7 +186,7 @@ func (s *stack) startServing(ctx context.Context, o Options, p *printer, arts []
 	}
 	b := kustomize.NewBuilder()
 	s.argo = &local.Controller{Checkout: argoRepo.Checkout, Build: b.Build, Apply: s.cluster.apply,
-		Apps: []local.App{{Name: plan.Spec.ArgoCD.Application, Path: plan.Spec.Overlay}},
+		Apps:  []local.App{{Name: plan.Spec.ArgoCD.Application, Path: plan.Spec.Overlay}},
 		Clock: o.Clock, Log: o.Log, Interval: time.Second}
 	if err := s.argo.Reconcile(ctx); err != nil {
 		return fmt.Errorf("first sync: %w", err)

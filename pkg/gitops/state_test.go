@@ -57,8 +57,8 @@ func TestReadStateFromRemote(t *testing.T) {
 	}
 	if _, err := r.Transact(ctx, func(context.Context, canary.Tree) (*canary.Change, error) {
 		return &canary.Change{Files: map[string][]byte{
-			canary.StatePath("llama"):               b,
-			canary.StatePath("mistral"):             []byte("apiVersion: canarybot.dev/v1alpha1\nkind: RolloutState\n"),
+			canary.StatePath("llama"):        b,
+			canary.StatePath("mistral"):      []byte("apiVersion: canarybot.dev/v1alpha1\nkind: RolloutState\n"),
 			".canarybot/state/README.md":     []byte("not a state\n"),
 			".canarybot/state/Bad_Name.yaml": []byte("x\n"),
 		}, Subject: "states"}, nil

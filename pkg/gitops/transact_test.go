@@ -18,7 +18,7 @@ func weightChange(weight int) *canary.Change {
 	return &canary.Change{
 		Files: map[string][]byte{
 			"apps/llama/overlay/weights.yaml": []byte(fmt.Sprintf("weight: %d\n", weight)),
-			canary.StatePath("llama"):                []byte(fmt.Sprintf("weight: %d\n", weight)),
+			canary.StatePath("llama"):         []byte(fmt.Sprintf("weight: %d\n", weight)),
 			"README.md":                       []byte("gitops repo\n"), // unchanged
 		},
 		Subject:  fmt.Sprintf("canary llama: weight %d", weight),
