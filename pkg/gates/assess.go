@@ -13,23 +13,22 @@
 package gates
 
 import (
-	"time"
-
 	"github.com/canarybot/canarybot/pkg/canary"
 )
 
-// Defaults for unset threshold gate fields. They follow Argo Rollouts,
+// Defaults for unset threshold gate fields, the same as CanaryPlan.Default
+// applies. They follow Argo Rollouts,
 // except that Argo Rollouts runs a metric without a count indefinitely,
 // whereas canarybot always bounds an analysis.
 const (
 	// DefaultInterval is the time between two measurements.
-	DefaultInterval = time.Minute
+	DefaultInterval = canary.DefaultGateInterval
 	// DefaultCount is the number of non-error measurements that make a
 	// gate Successful.
-	DefaultCount = 5
+	DefaultCount = canary.DefaultGateCount
 	// DefaultConsecutiveErrorLimit is how many errors in a row are
 	// tolerated; one more makes the gate Error.
-	DefaultConsecutiveErrorLimit = 4
+	DefaultConsecutiveErrorLimit = canary.DefaultConsecutiveErrorLimit
 )
 
 // Limits are the thresholds Assess applies. The zero value allows no
