@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -37,7 +38,7 @@ func newReconcile(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return o.run(cmd.Context(), log)
+			return o.run(cmd.Context(), log, g.stdout)
 		},
 	}
 	f := c.Flags()
@@ -62,7 +63,7 @@ func newReconcile(g *globals) *cobra.Command {
 	return c
 }
 
-func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger) error {
+func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, out io.Writer) error {
 	if err := canary.CheckRepoPath(o.plan); err != nil {
 		return fmt.Errorf("--plan: %w", err)
 	}
@@ -104,7 +105,7 @@ func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%s: %s (%s)\n", r.Plan, r.Decision.Action, r.Decision.Reason)
+		fmt.Fprintf(out, "%s: %s (%s)\n", r.Plan, r.Decision.Action, r.Decision.Reason)
 		return nil
 	}
 	return eng.Run(ctx)

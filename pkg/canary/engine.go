@@ -51,6 +51,9 @@ type Engine struct {
 	Poll, MinPoll time.Duration
 	// OnTick, when set, receives a report of every tick (progress output).
 	OnTick func(Report)
+	// Wake, when set, ends a wait early: a webhook saying a new artifact
+	// or an approval arrived sends on it.
+	Wake <-chan struct{}
 }
 
 // Report is what one Tick saw and did.
@@ -85,6 +88,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-e.Wake:
 		case <-e.Clock.After(wait):
 		}
 	}

@@ -269,3 +269,25 @@ func keys(m map[string][]byte) []string {
 	}
 	return out
 }
+
+// A wake (a webhook) ends the engine's wait at once.
+func TestEngineWakeEndsTheWait(t *testing.T) {
+	w := newWorld(t, nil)
+	w.engine.Artifacts = &fakeArtifacts{LatestFn: func(context.Context, *CanaryPlan) (*Artifact, error) { return nil, nil }}
+	wake := make(chan struct{})
+	w.engine.Wake = wake
+	ticks := make(chan Report, 10)
+	w.engine.OnTick = func(r Report) { ticks <- r }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = w.engine.Run(ctx) }()
+	if r := <-ticks; r.Decision.Action != ActWait {
+		t.Fatalf("first tick: %s", r.Decision.Action)
+	}
+	wake <- struct{}{} // stopClock never fires: only the wake can end the wait
+	select {
+	case <-ticks:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the wake did not trigger a tick")
+	}
+}
