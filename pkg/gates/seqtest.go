@@ -1,0 +1,190 @@
+package gates
+
+import (
+	"math"
+)
+
+// This file is the statistics of the canary-vs-stable judge: a one-sided,
+// anytime-valid test on a rate ratio, in the style of the mixture
+// sequential probability ratio test (mSPRT) of Lindon et al., "Rapid
+// regression detection in software deployments through sequential
+// testing" (KDD 2022), and of Robbins' mixture martingales.
+//
+// Model. In interval i the stable side serves n_s requests and the canary
+// n_c. Some requests are "events": errors, or latencies above a threshold.
+// Events arrive at rate λ_s per stable request and λ_c per canary request;
+// the parameter is the ratio r = λ_c/λ_s. Conditional on the requests and
+// on the total number of events in the interval, the canary's share of the
+// events is binomial with success probability
+//
+//	p_i(r) = r·n_c / (r·n_c + n_s)
+//
+// whatever λ_s is, so the stable side's own level cancels out (it is a
+// nuisance the test never has to estimate), and traffic weights may change
+// from one interval to the next.
+//
+// Likelihood ratio. For a fixed r the product over intervals of
+// p_i(r)^e_c·(1-p_i(r))^e_s / (p_i(r0)^e_c·(1-p_i(r0))^e_s) is a
+// nonnegative martingale with mean 1 when the true ratio is r0, and a
+// supermartingale when the true ratio lies on the other side of r0 than r
+// (the binomial family has a monotone likelihood ratio in r). A mixture of
+// such ratios over a prior on r is again one, so by Ville's inequality the
+// probability that it ever reaches 1/α is at most α: the test may look
+// after every interval, forever, and keep its false-alarm rate.
+//
+// Two tests run side by side on the same data:
+//   - Worse: H0 r ≤ 1 ("the canary is not worse") against r > 1, mixing
+//     over WorseGrid. Crossing 1/α is evidence the canary is worse: Failed.
+//   - NotWorse: H0 r ≥ rMin ("the canary is worse by at least the margin")
+//     against r < rMin, mixing over a grid below rMin that includes r = 1.
+//     Crossing 1/β is evidence the canary is at most marginally worse.
+
+// worseGrid is the prior support of the Worse test: canary event rates from
+// 5% to 20 times stable's, equally weighted.
+func worseGrid() []float64 {
+	return []float64{1.05, 1.1, 1.2, 1.35, 1.5, 1.75, 2, 2.5, 3, 4, 6, 10, 20}
+}
+
+// Counts are one interval's requests and events on each side.
+type Counts struct {
+	RequestsS, RequestsC float64
+	EventsS, EventsC     float64
+}
+
+// logLR is the log likelihood ratio of one interval for ratio r against r0.
+func (c Counts) logLR(r, r0 float64) float64 {
+	if c.RequestsC <= 0 || c.RequestsS <= 0 || c.EventsC+c.EventsS <= 0 {
+		return 0 // an interval with no events or one side empty carries no information
+	}
+	p := r * c.RequestsC / (r*c.RequestsC + c.RequestsS)
+	p0 := r0 * c.RequestsC / (r0*c.RequestsC + c.RequestsS)
+	return c.EventsC*math.Log(p/p0) + c.EventsS*math.Log((1-p)/(1-p0))
+}
+
+// RatioPath runs the two tests over intervals in order and reports where
+// each first crossed its bound, as a stateless function of the data: the
+// same intervals always give the same answer.
+type RatioPath struct {
+	// WorseAt and NotWorseAt are the index of the interval at which each
+	// test first crossed its bound, or -1.
+	WorseAt, NotWorseAt int
+	// WorseE and NotWorseE are the e-values after the last interval.
+	WorseE, NotWorseE float64
+	// Estimate is the maximum-likelihood ratio over all intervals, with
+	// Lower and Upper the bounds of the (1-α) confidence sequence.
+	Estimate, Lower, Upper float64
+	// EventsC, EventsS, RequestsC, RequestsS are the totals.
+	EventsC, EventsS, RequestsC, RequestsS float64
+}
+
+// RunRatioTests evaluates the Worse test at level alpha and the NotWorse
+// test with margin rMin at level beta over the intervals.
+func RunRatioTests(intervals []Counts, alpha, beta, rMin float64) RatioPath {
+	worseGrid, notWorseGrid := worseGrid(), notWorseGrid(rMin)
+	lw := make([]float64, len(worseGrid))
+	ln := make([]float64, len(notWorseGrid))
+	out := RatioPath{WorseAt: -1, NotWorseAt: -1, WorseE: 1, NotWorseE: 1}
+	for i, c := range intervals {
+		for j, r := range worseGrid {
+			lw[j] += c.logLR(r, 1)
+		}
+		for j, r := range notWorseGrid {
+			ln[j] += c.logLR(r, rMin)
+		}
+		out.WorseE, out.NotWorseE = meanExp(lw), meanExp(ln)
+		if out.WorseAt < 0 && out.WorseE >= 1/alpha {
+			out.WorseAt = i
+		}
+		if out.NotWorseAt < 0 && out.NotWorseE >= 1/beta {
+			out.NotWorseAt = i
+		}
+		out.EventsC += c.EventsC
+		out.EventsS += c.EventsS
+		out.RequestsC += c.RequestsC
+		out.RequestsS += c.RequestsS
+	}
+	out.Estimate, out.Lower, out.Upper = estimate(intervals, alpha)
+	return out
+}
+
+// notWorseGrid is the NotWorse test's prior support: ratios below rMin
+// down to a third of it, always including 1 (identical builds).
+func notWorseGrid(rMin float64) []float64 {
+	g := []float64{1}
+	for _, f := range []float64{0.97, 0.93, 0.88, 0.8, 0.7, 0.55, 0.4} {
+		if r := rMin * f; math.Abs(r-1) > 1e-9 {
+			g = append(g, r)
+		}
+	}
+	return g
+}
+
+// meanExp is log-sum-exp divided by n, guarded against overflow.
+func meanExp(ls []float64) float64 {
+	m := math.Inf(-1)
+	for _, l := range ls {
+		m = math.Max(m, l)
+	}
+	if math.IsInf(m, -1) {
+		return 0
+	}
+	s := 0.0
+	for _, l := range ls {
+		s += math.Exp(l - m)
+	}
+	v := math.Exp(m) * s / float64(len(ls))
+	if math.IsInf(v, 1) || math.IsNaN(v) {
+		return math.MaxFloat64
+	}
+	return v
+}
+
+// estimate returns the maximum-likelihood ratio and a (1-α) confidence
+// sequence for it: the ratios r0 that a two-sided mixture test centred on
+// r0 has not rejected. It works on a log-spaced grid from 1/50 to 50.
+func estimate(intervals []Counts, alpha float64) (mle, lo, hi float64) {
+	const n = 241
+	grid := make([]float64, n)
+	ll := make([]float64, n)
+	best := 0
+	for k := range grid {
+		grid[k] = math.Exp(math.Log(50) * (float64(k)/float64(n-1)*2 - 1))
+		for _, c := range intervals {
+			ll[k] += c.logLR(grid[k], 1)
+		}
+		if ll[k] > ll[best] {
+			best = k
+		}
+	}
+	lo, hi = math.NaN(), math.NaN()
+	for k, r0 := range grid {
+		// Mixture over ratios 1/4..4 times r0 against r0.
+		var ls []float64
+		for _, f := range []float64{0.25, 0.4, 0.6, 0.8, 0.9, 1.1, 1.25, 1.6, 2.5, 4} {
+			ls = append(ls, logLRAt(ll, grid, r0*f)-ll[k])
+		}
+		if meanExp(ls) < 1/alpha {
+			if math.IsNaN(lo) {
+				lo = r0
+			}
+			hi = r0
+		}
+	}
+	return grid[best], lo, hi
+}
+
+// logLRAt interpolates the log likelihood on the grid, in log r.
+func logLRAt(ll, grid []float64, r float64) float64 {
+	x := math.Log(r)
+	lo, hi := math.Log(grid[0]), math.Log(grid[len(grid)-1])
+	if x <= lo {
+		return ll[0]
+	}
+	if x >= hi {
+		return ll[len(ll)-1]
+	}
+	pos := (x - lo) / (hi - lo) * float64(len(grid)-1)
+	i := int(pos)
+	f := pos - float64(i)
+	return ll[i]*(1-f) + ll[i+1]*f
+}
