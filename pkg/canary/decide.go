@@ -39,6 +39,8 @@ type Observations struct {
 	Sync SyncObservation
 	// Gates holds results for the current analysis step's gates.
 	Gates []GateResult
+	// Background holds results of spec.backgroundAnalysis gates.
+	Background []GateResult
 	// Approved: a reviewer approved the current pause-until-approved step.
 	Approved bool
 	// Abort, when set, is a person's reason to abort the rollout.
@@ -119,6 +121,9 @@ func decideProgressing(plan *CanaryPlan, s StateStatus, obs Observations, now ti
 	if d, ok := decideSync(plan, s, obs.Sync, now); !ok {
 		return d
 	}
+	if d, ok := decideBackground(plan, s, obs.Background); !ok {
+		return d
+	}
 	step := steps[s.StepIndex]
 	switch {
 	case step.SetWeight != nil:
@@ -177,6 +182,20 @@ func decideAnalysis(plan *CanaryPlan, s StateStatus, names []string, results []G
 	}
 	d.Gates = results
 	return d
+}
+
+// decideBackground returns ok unless a background gate failed. Running,
+// Inconclusive and Error background gates neither hold nor advance: the
+// step's own gates decide that.
+func decideBackground(plan *CanaryPlan, s StateStatus, results []GateResult) (Decision, bool) {
+	for _, r := range results {
+		if r.Verdict == VerdictFailed {
+			d := onBad(plan, s, plan.Spec.Rollback.OnFailure, fmt.Sprintf("gate %s failed: %s", r.Gate, r.Reason), r.Gate)
+			d.Gates = results
+			return d, false
+		}
+	}
+	return Decision{}, true
 }
 
 // Combine folds the gates of one analysis step into one verdict, after Argo

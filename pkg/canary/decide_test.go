@@ -208,3 +208,18 @@ func TestDecide(t *testing.T) {
 		})
 	}
 }
+
+func TestDecideBackgroundAnalysis(t *testing.T) {
+	plan := testPlan(func(p *CanaryPlan) { p.Spec.BackgroundAnalysis = &AnalysisStep{Gates: []string{"latency"}} })
+	st := state(PhaseProgressing, 2)
+	d := Decide(plan, st, Observations{Sync: synced, Background: []GateResult{gate("latency", VerdictFailed)}}, t0)
+	if d.Action != ActRevert || d.Gate != "latency" {
+		t.Errorf("a failed background gate must revert mid-pause: %+v", d)
+	}
+	for _, v := range []Verdict{VerdictRunning, VerdictInconclusive, VerdictError, VerdictSuccessful} {
+		d := Decide(plan, st, Observations{Sync: synced, Background: []GateResult{gate("latency", v)}}, t0)
+		if d.Action != ActWait || !strings.Contains(d.Reason, "pausing") {
+			t.Errorf("background %s must leave the step alone: %+v", v, d)
+		}
+	}
+}

@@ -190,6 +190,12 @@ func (e *Engine) observe(ctx context.Context, t Tree, plan *CanaryPlan, st *Roll
 	if s.Phase != PhaseProgressing || s.StepIndex >= len(plan.Spec.Steps) || !obs.Sync.Ready {
 		return obs, nil
 	}
+	w := Window{Start: s.StepStartedAt, Now: e.Clock.Now(), RolloutStart: s.RolloutStartedAt}
+	if b := plan.Spec.BackgroundAnalysis; b != nil {
+		if obs.Background, err = e.evaluate(ctx, plan, b.Gates, w); err != nil {
+			return obs, err
+		}
+	}
 	step := plan.Spec.Steps[s.StepIndex]
 	if step.Pause != nil && step.Pause.UntilApproved {
 		if obs.Approved, err = e.Approvals.Approved(ctx, plan.Metadata.Name, s.StepIndex, s.Candidate); err != nil {
@@ -197,7 +203,7 @@ func (e *Engine) observe(ctx context.Context, t Tree, plan *CanaryPlan, st *Roll
 		}
 	}
 	if step.Analysis != nil {
-		obs.Gates, err = e.evaluate(ctx, plan, step.Analysis.Gates, Window{Start: s.StepStartedAt, Now: e.Clock.Now()})
+		obs.Gates, err = e.evaluate(ctx, plan, step.Analysis.Gates, w)
 	}
 	return obs, err
 }

@@ -35,6 +35,9 @@ const (
 // Gate types.
 const (
 	GateThreshold = "threshold"
+	GateJudge     = "judge"
+	GateDrift     = "drift"
+	GateGauge     = "gauge"
 )
 
 // ObjectMeta is the subset of Kubernetes object metadata a plan carries.
@@ -62,6 +65,11 @@ type PlanSpec struct {
 	Steps    []Step         `json:"steps"`
 	Gates    []GateSpec     `json:"gates,omitempty"`
 	Rollback RollbackPolicy `json:"rollback,omitempty"`
+	// Signals is the default metrics source of judge, drift and gauge gates.
+	Signals *SignalsSpec `json:"signals,omitempty"`
+	// BackgroundAnalysis gates are evaluated on every reconcile while a
+	// rollout progresses, whatever the step; a failure reverts or holds.
+	BackgroundAnalysis *AnalysisStep `json:"backgroundAnalysis,omitempty"`
 	// Concurrency says what a new artifact does while another is in canary:
 	// queue (default) waits for the rollout to end; supersede restarts with it.
 	Concurrency string `json:"concurrency,omitempty"`
@@ -144,6 +152,12 @@ type GateSpec struct {
 	Name      string         `json:"name"`
 	Type      string         `json:"type"`
 	Threshold *ThresholdGate `json:"threshold,omitempty"`
+	Judge     *JudgeGate     `json:"judge,omitempty"`
+	Drift     *DriftGate     `json:"drift,omitempty"`
+	Gauge     *GaugeGate     `json:"gauge,omitempty"`
+	// Signals says where judge, drift and gauge gates read stable and
+	// canary metrics; it defaults to spec.signals.
+	Signals *SignalsSpec `json:"signals,omitempty"`
 }
 
 // ThresholdGate is a PromQL query measured every interval with Argo

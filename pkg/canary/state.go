@@ -39,10 +39,12 @@ type StateStatus struct {
 	// Candidate is the artifact in canary; empty when Idle.
 	Candidate Artifact `json:"candidate,omitempty"`
 	// StepsHash identifies the plan's steps the rollout started with.
-	StepsHash     string    `json:"stepsHash,omitempty"`
-	StepIndex     int       `json:"stepIndex"`
-	Weight        int       `json:"weight"`
-	StepStartedAt time.Time `json:"stepStartedAt,omitempty"`
+	StepsHash string `json:"stepsHash,omitempty"`
+	// RolloutStartedAt is when the candidate's rollout started.
+	RolloutStartedAt time.Time `json:"rolloutStartedAt,omitempty"`
+	StepIndex        int       `json:"stepIndex"`
+	Weight           int       `json:"weight"`
+	StepStartedAt    time.Time `json:"stepStartedAt,omitempty"`
 	// Gates holds the last analysis results, as evidence.
 	Gates []GateResult `json:"gates,omitempty"`
 	// Failed lists artifacts that were reverted; they are never re-proposed.

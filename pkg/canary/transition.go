@@ -21,7 +21,7 @@ func Apply(plan *CanaryPlan, st *RolloutState, d Decision, now time.Time) *Rollo
 	artifact := s.Candidate
 	switch d.Action {
 	case ActStart:
-		s.Phase, s.Candidate, s.Gates = PhaseProgressing, d.Candidate, nil
+		s.Phase, s.Candidate, s.Gates, s.RolloutStartedAt = PhaseProgressing, d.Candidate, nil, now.UTC()
 		s.StepIndex, s.Weight, s.StepsHash = d.Step, d.Weight, StepsHash(plan.Spec.Steps)
 		artifact = d.Candidate
 	case ActAdvance:

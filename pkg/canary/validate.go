@@ -33,6 +33,7 @@ func (p *CanaryPlan) Default() {
 	r.OnInconclusive = or(r.OnInconclusive, ActionHold)
 	r.OnError = or(r.OnError, ActionHold)
 	r.OnSyncFailure = or(r.OnSyncFailure, ActionRevert)
+	p.defaultSignalGates()
 	for i := range s.Gates {
 		g := &s.Gates[i]
 		if g.Type == "" && g.Threshold != nil {
@@ -99,6 +100,13 @@ func (p *CanaryPlan) Validate() error {
 	}
 	gates := validateGates(s.Gates, add)
 	validateSteps(s.Steps, gates, add)
+	if b := s.BackgroundAnalysis; b != nil {
+		for j, g := range b.Gates {
+			if !gates[g] {
+				add(fmt.Sprintf("spec.backgroundAnalysis.gates[%d]", j), "no gate named %q in spec.gates", g)
+			}
+		}
+	}
 	validateRollback(s.Rollback, add)
 	if s.Concurrency != ConcurrencyQueue && s.Concurrency != ConcurrencySupersede {
 		add("spec.concurrency", "must be %q or %q, got %q", ConcurrencyQueue, ConcurrencySupersede, s.Concurrency)

@@ -2,6 +2,8 @@ package canary
 
 import "fmt"
 
+const knownGateTypes = GateThreshold + ", " + GateJudge + ", " + GateDrift + ", " + GateGauge
+
 func validateGates(gates []GateSpec, add addFunc) map[string]bool {
 	names := map[string]bool{}
 	for i, g := range gates {
@@ -15,10 +17,12 @@ func validateGates(gates []GateSpec, add addFunc) map[string]bool {
 		switch g.Type {
 		case GateThreshold:
 			validateThreshold(f+".threshold", g.Threshold, add)
+		case GateJudge, GateDrift, GateGauge:
+			validateSignalGate(f, g, add)
 		case "":
-			add(f+".type", "is required (known types: %s)", GateThreshold)
+			add(f+".type", "is required (known types: %s)", knownGateTypes)
 		default:
-			add(f+".type", "unknown gate type %q (known types: %s)", g.Type, GateThreshold)
+			add(f+".type", "unknown gate type %q (known types: %s)", g.Type, knownGateTypes)
 		}
 	}
 	return names

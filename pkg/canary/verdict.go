@@ -45,4 +45,7 @@ type GateResult struct {
 type Window struct {
 	Start time.Time
 	Now   time.Time
+	// RolloutStart is when the candidate's rollout started. Gates that
+	// accumulate evidence over the whole rollout (the judge) read from it.
+	RolloutStart time.Time
 }

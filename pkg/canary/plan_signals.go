@@ -1,0 +1,83 @@
+package canary
+
+// Signal presets: metric names of common model servers.
+const (
+	PresetVLLM   = "vllm"
+	PresetKServe = "kserve"
+)
+
+// Judge metrics.
+const (
+	MetricErrors  = "errors"
+	MetricLatency = "latency"
+	MetricTTFT    = "ttft"
+)
+
+// Gauge signals.
+const (
+	SignalKVCache    = "kvCache"
+	SignalQueueDepth = "queueDepth"
+	SignalGPUMemory  = "gpuMemory"
+	SignalGPUTemp    = "gpuTemperature"
+	SignalXid        = "xid"
+)
+
+// SignalsSpec selects the stable and the canary series of a preset's
+// metrics, by label matchers, e.g. {role: canary}.
+type SignalsSpec struct {
+	Preset string            `json:"preset"`
+	Stable map[string]string `json:"stable"`
+	Canary map[string]string `json:"canary"`
+	// Step is the interval the gates slice time into; 10s by default.
+	Step *Duration `json:"step,omitempty"`
+}
+
+// JudgeGate compares canary against stable with anytime-valid sequential
+// tests: it may look at every sample and keeps its false-alarm rate.
+type JudgeGate struct {
+	// Metrics to test; all the preset offers (errors, latency, ttft) by default.
+	Metrics []string `json:"metrics,omitempty"`
+	// Alpha bounds the chance of reverting a canary that is not worse,
+	// over the whole rollout, split evenly across metrics. Default 0.05.
+	Alpha *float64 `json:"alpha,omitempty"`
+	// Beta bounds the chance of passing a canary worse than the margin,
+	// split evenly across metrics. Default 0.01.
+	Beta *float64 `json:"beta,omitempty"`
+	// Margins are, per metric, the ratio of the canary's event rate to
+	// stable's that counts as materially worse (errors 2, latency and ttft
+	// 1.25: the share of requests slower than stable's median).
+	Margins map[string]float64 `json:"margins,omitempty"`
+	// Warmup is ignored after the canary's first traffic: cold caches and
+	// weights loading are not regressions. Default 2m.
+	Warmup *Duration `json:"warmup,omitempty"`
+	// MinCanaryRequests must be served in the current step before it can
+	// pass. Default 100.
+	MinCanaryRequests *int `json:"minCanaryRequests,omitempty"`
+	// Exposure is the canary request count after which, with no evidence of
+	// harm, a metric passes even if its not-worse test has not yet
+	// concluded. Default 3000.
+	Exposure *int `json:"exposure,omitempty"`
+}
+
+// DriftGate compares the canary's prediction-class distribution with
+// stable's by the population stability index (PSI).
+type DriftGate struct {
+	// Pass below, Fail above; in between is Inconclusive. Defaults 0.1, 0.2.
+	Pass *float64 `json:"pass,omitempty"`
+	Fail *float64 `json:"fail,omitempty"`
+	// MinPredictions the canary must have made before a verdict. Default 500.
+	MinPredictions *int `json:"minPredictions,omitempty"`
+}
+
+// GaugeGate bounds a canary gauge: its value, and where its trend will
+// take it within Horizon.
+type GaugeGate struct {
+	Signal string   `json:"signal"`
+	Max    *float64 `json:"max,omitempty"`
+	// Horizon projects the canary's linear trend this far ahead and fails
+	// when the projection crosses Max. Zero checks the current value only.
+	Horizon *Duration `json:"horizon,omitempty"`
+	// Codes, for the xid signal: the Xid codes that fail the gate; empty
+	// means any.
+	Codes []int `json:"codes,omitempty"`
+}
