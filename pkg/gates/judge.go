@@ -1,0 +1,252 @@
+package gates
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/canarybot/canarybot/pkg/canary"
+	"github.com/canarybot/canarybot/pkg/signals"
+)
+
+// DefaultLookback is how much stable history before the rollout the judge
+// reads to fix its latency thresholds.
+const DefaultLookback = 10 * time.Minute
+
+// SignalGates evaluates judge, drift and gauge gates over signals. It is
+// stateless: every call re-reads the window from the source and recomputes
+// the verdict, so a restart changes nothing.
+type SignalGates struct {
+	// SourceFor returns the source a gate's signals spec names.
+	SourceFor func(spec *canary.SignalsSpec) (signals.Source, error)
+	// Lookback defaults to DefaultLookback.
+	Lookback time.Duration
+}
+
+var _ canary.GateEvaluator = (*SignalGates)(nil)
+
+// Evaluate dispatches on the gate type.
+func (g *SignalGates) Evaluate(ctx context.Context, gate canary.GateSpec, w canary.Window) (canary.GateResult, error) {
+	if gate.Signals == nil || gate.Signals.Step == nil {
+		return canary.GateResult{}, canary.Terminalf("gate %s: no signals configured", gate.Name)
+	}
+	src, err := g.SourceFor(gate.Signals)
+	if err != nil {
+		return canary.GateResult{}, fmt.Errorf("gate %s: %w", gate.Name, err)
+	}
+	start := w.RolloutStart
+	if start.IsZero() {
+		start = w.Start
+	}
+	lookback := g.Lookback
+	if lookback <= 0 {
+		lookback = DefaultLookback
+	}
+	step := gate.Signals.Step.Duration
+	series, err := src.Read(ctx, start.Add(-lookback), w.Now, step)
+	if err != nil {
+		return canary.GateResult{}, fmt.Errorf("gate %s: read signals: %w", gate.Name, err)
+	}
+	var r canary.GateResult
+	switch {
+	case gate.Judge != nil:
+		r = judge(gate.Judge, series, start, w)
+	case gate.Drift != nil:
+		r = drift(gate.Drift, series, start)
+	case gate.Gauge != nil:
+		r = gauge(gate.Gauge, series, start)
+	default:
+		return canary.GateResult{}, canary.Terminalf("gate %s: type %q is not a signal gate", gate.Name, gate.Type)
+	}
+	r.Gate = gate.Name
+	if r.Verdict == canary.VerdictRunning && r.NextAt.IsZero() {
+		r.NextAt = w.Now.Add(step)
+	}
+	return r, nil
+}
+
+// metricVerdict is one judge metric's outcome.
+type metricVerdict struct {
+	metric  string
+	verdict canary.Verdict
+	detail  string
+}
+
+// judge runs the sequential tests of every metric over the rollout so far.
+func judge(j *canary.JudgeGate, s *signals.Series, start time.Time, w canary.Window) canary.GateResult {
+	if last := lastInterval(s); last == nil || last.NoData {
+		return canary.GateResult{Verdict: canary.VerdictRunning, Reason: "no metrics for the latest interval; waiting"}
+	}
+	first, ok := firstCanaryTraffic(s, start)
+	if !ok {
+		return canary.GateResult{Verdict: canary.VerdictRunning, Reason: "the canary has served no requests yet"}
+	}
+	testFrom := first.Add(j.Warmup.Duration)
+	n := float64(len(j.Metrics))
+	var results []metricVerdict
+	for _, m := range j.Metrics {
+		counts, why := metricCounts(m, s, start, testFrom)
+		if counts == nil {
+			results = append(results, metricVerdict{m, canary.VerdictRunning, why})
+			continue
+		}
+		p := RunRatioTests(counts, *j.Alpha/n, *j.Beta/n, j.Margins[m])
+		results = append(results, assessRatio(m, p, float64(*j.Exposure)))
+	}
+	stepRequests := canaryRequests(s, w.Start)
+	return combineMetrics(results, stepRequests, *j.MinCanaryRequests)
+}
+
+// assessRatio turns a test path into a verdict: the first test to cross
+// decides; with no crossing, enough exposure without harm passes.
+func assessRatio(m string, p RatioPath, exposure float64) metricVerdict {
+	detail := fmt.Sprintf("%s ratio %.2f [%.2f, %.2f] over %.0f canary / %.0f stable requests (e %.3g)",
+		m, p.Estimate, p.Lower, p.Upper, p.RequestsC, p.RequestsS, p.WorseE)
+	switch {
+	case p.WorseAt >= 0 && (p.NotWorseAt < 0 || p.WorseAt <= p.NotWorseAt):
+		return metricVerdict{m, canary.VerdictFailed, "canary worse: " + detail}
+	case p.NotWorseAt >= 0:
+		return metricVerdict{m, canary.VerdictSuccessful, "not worse: " + detail}
+	case p.RequestsC >= exposure:
+		return metricVerdict{m, canary.VerdictSuccessful, fmt.Sprintf("no harm after %.0f canary requests: %s", p.RequestsC, detail)}
+	}
+	return metricVerdict{m, canary.VerdictRunning, "collecting: " + detail}
+}
+
+func combineMetrics(rs []metricVerdict, stepRequests float64, minStep int) canary.GateResult {
+	var parts []string
+	v := canary.VerdictSuccessful
+	for _, r := range rs {
+		parts = append(parts, r.detail)
+		switch {
+		case r.verdict == canary.VerdictFailed:
+			return canary.GateResult{Verdict: canary.VerdictFailed, Value: r.metric, Reason: r.detail}
+		case r.verdict != canary.VerdictSuccessful:
+			v = canary.VerdictRunning
+		}
+	}
+	if v == canary.VerdictSuccessful && stepRequests < float64(minStep) {
+		v = canary.VerdictRunning
+		parts = append(parts, fmt.Sprintf("step has %.0f of %d canary requests", stepRequests, minStep))
+	}
+	return canary.GateResult{Verdict: v, Reason: strings.Join(parts, "; ")}
+}
+
+// metricCounts slices the series into the test's per-interval counts, or
+// says why it cannot yet.
+func metricCounts(m string, s *signals.Series, start, testFrom time.Time) ([]Counts, string) {
+	var hist func(iv *signals.Interval) [2][]float64
+	switch m {
+	case canary.MetricErrors:
+		var out []Counts
+		for _, iv := range testIntervals(s, testFrom) {
+			out = append(out, Counts{RequestsS: iv.Requests[0], RequestsC: iv.Requests[1], EventsS: iv.Errors[0], EventsC: iv.Errors[1]})
+		}
+		return out, ""
+	case canary.MetricLatency:
+		hist = func(iv *signals.Interval) [2][]float64 { return iv.Latency }
+	case canary.MetricTTFT:
+		hist = func(iv *signals.Interval) [2][]float64 { return iv.TTFT }
+	default:
+		return nil, fmt.Sprintf("unknown metric %q", m)
+	}
+	// The threshold is stable's median bucket before the test begins, so
+	// it does not depend on the data the test judges.
+	var ref []float64
+	for i := range s.Intervals {
+		iv := &s.Intervals[i]
+		if !iv.End.After(testFrom) && !iv.NoData {
+			ref = addInto(ref, hist(iv)[signals.Stable])
+		}
+	}
+	k, ok := medianBucket(ref)
+	if !ok {
+		return nil, fmt.Sprintf("%s: no stable history before the test window", m)
+	}
+	var out []Counts
+	for _, iv := range testIntervals(s, testFrom) {
+		h := hist(iv)
+		out = append(out, Counts{
+			RequestsS: signals.Sum(h[0]), RequestsC: signals.Sum(h[1]),
+			EventsS: above(h[0], k), EventsC: above(h[1], k),
+		})
+	}
+	return out, ""
+}
+
+func testIntervals(s *signals.Series, from time.Time) []*signals.Interval {
+	var out []*signals.Interval
+	for i := range s.Intervals {
+		iv := &s.Intervals[i]
+		if iv.Start.Before(from) || iv.NoData {
+			continue
+		}
+		out = append(out, iv)
+	}
+	return out
+}
+
+// medianBucket is the index of the bucket holding the median.
+func medianBucket(counts []float64) (int, bool) {
+	total := signals.Sum(counts)
+	if total <= 0 {
+		return 0, false
+	}
+	cum := 0.0
+	for k, c := range counts {
+		cum += c
+		if cum >= total/2 {
+			return k, true
+		}
+	}
+	return len(counts) - 1, true
+}
+
+// above counts observations in buckets after k.
+func above(counts []float64, k int) float64 {
+	if k+1 >= len(counts) {
+		return 0
+	}
+	return signals.Sum(counts[k+1:])
+}
+
+func addInto(acc, xs []float64) []float64 {
+	if len(acc) < len(xs) {
+		acc = append(acc, make([]float64, len(xs)-len(acc))...)
+	}
+	for i, x := range xs {
+		acc[i] += x
+	}
+	return acc
+}
+
+func lastInterval(s *signals.Series) *signals.Interval {
+	if len(s.Intervals) == 0 {
+		return nil
+	}
+	return &s.Intervals[len(s.Intervals)-1]
+}
+
+// firstCanaryTraffic is the start of the first interval after start in
+// which the canary served requests.
+func firstCanaryTraffic(s *signals.Series, start time.Time) (time.Time, bool) {
+	for _, iv := range s.Intervals {
+		if iv.End.After(start) && iv.Requests[signals.Canary] > 0 {
+			return iv.Start, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// canaryRequests counts canary requests in intervals starting at or after from.
+func canaryRequests(s *signals.Series, from time.Time) float64 {
+	n := 0.0
+	for _, iv := range s.Intervals {
+		if !iv.Start.Before(from) && !math.IsNaN(iv.Requests[signals.Canary]) {
+			n += iv.Requests[signals.Canary]
+		}
+	}
+	return n
+}

@@ -1,0 +1,142 @@
+package gates
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/canarybot/canarybot/pkg/canary"
+	"github.com/canarybot/canarybot/pkg/signals"
+)
+
+// PSI is the population stability index of the canary's class
+// distribution against stable's: Σ (c_i - s_i)·ln(c_i / s_i) over class
+// shares, each smoothed by half an observation so that an empty class is
+// finite.
+func PSI(stable, canaryCounts []float64) float64 {
+	k := max(len(stable), len(canaryCounts))
+	st, ct := signals.Sum(stable)+0.5*float64(k), signals.Sum(canaryCounts)+0.5*float64(k)
+	psi := 0.0
+	for i := 0; i < k; i++ {
+		s, c := 0.5, 0.5
+		if i < len(stable) {
+			s += stable[i]
+		}
+		if i < len(canaryCounts) {
+			c += canaryCounts[i]
+		}
+		ps, pc := s/st, c/ct
+		psi += (pc - ps) * math.Log(pc/ps)
+	}
+	return psi
+}
+
+// drift compares prediction classes over the rollout so far: PSI below
+// pass succeeds, above fail fails, else Inconclusive.
+func drift(d *canary.DriftGate, s *signals.Series, start time.Time) canary.GateResult {
+	if last := lastInterval(s); last == nil || last.NoData {
+		return canary.GateResult{Verdict: canary.VerdictRunning, Reason: "no metrics for the latest interval; waiting"}
+	}
+	var st, ca []float64
+	for _, iv := range testIntervals(s, start) {
+		st = addInto(st, iv.Predictions[signals.Stable])
+		ca = addInto(ca, iv.Predictions[signals.Canary])
+	}
+	n := signals.Sum(ca)
+	if n < float64(*d.MinPredictions) || signals.Sum(st) == 0 {
+		return canary.GateResult{Verdict: canary.VerdictRunning,
+			Reason: fmt.Sprintf("%.0f of %d canary predictions", n, *d.MinPredictions)}
+	}
+	psi := PSI(st, ca)
+	r := canary.GateResult{Value: FormatValue(psi), Condition: fmt.Sprintf("PSI < %g pass, > %g fail", *d.Pass, *d.Fail)}
+	reason := fmt.Sprintf("PSI %.3f over %.0f canary predictions", psi, n)
+	switch {
+	case psi < *d.Pass:
+		r.Verdict, r.Reason = canary.VerdictSuccessful, reason
+	case psi > *d.Fail:
+		r.Verdict, r.Reason = canary.VerdictFailed, reason+fmt.Sprintf(" is above %g", *d.Fail)
+	default:
+		r.Verdict, r.Reason = canary.VerdictInconclusive, reason+fmt.Sprintf(" is between %g and %g", *d.Pass, *d.Fail)
+	}
+	return r
+}
+
+// gauge bounds a canary gauge and its trend, or fails on any Xid.
+func gauge(g *canary.GaugeGate, s *signals.Series, start time.Time) canary.GateResult {
+	if g.Signal == canary.SignalXid {
+		return xidGate(g, s, start)
+	}
+	var ts, vs []float64
+	for _, iv := range testIntervals(s, start) {
+		if v := gaugeValue(g.Signal, iv); !math.IsNaN(v) {
+			ts = append(ts, iv.End.Sub(start).Minutes())
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		return canary.GateResult{Verdict: canary.VerdictRunning, Reason: "no canary " + g.Signal + " samples yet"}
+	}
+	cur := vs[len(vs)-1]
+	r := canary.GateResult{Value: FormatValue(cur), Condition: fmt.Sprintf("%s ≤ %g", g.Signal, *g.Max)}
+	if cur > *g.Max {
+		r.Verdict, r.Reason = canary.VerdictFailed, fmt.Sprintf("canary %s %.3g is above %g", g.Signal, cur, *g.Max)
+		return r
+	}
+	if h := g.Horizon; h != nil && h.Duration > 0 && len(vs) >= 6 {
+		slope := slopePerMinute(ts, vs)
+		if proj := cur + slope*h.Duration.Minutes(); proj > *g.Max {
+			r.Verdict = canary.VerdictFailed
+			r.Reason = fmt.Sprintf("canary %s %.3g rising %.3g/min would pass %g within %s", g.Signal, cur, slope, *g.Max, h.Duration)
+			return r
+		}
+	}
+	r.Verdict, r.Reason = canary.VerdictSuccessful, fmt.Sprintf("canary %s %.3g within %g", g.Signal, cur, *g.Max)
+	return r
+}
+
+func gaugeValue(signal string, iv *signals.Interval) float64 {
+	switch signal {
+	case canary.SignalKVCache:
+		return iv.KVCache[signals.Canary]
+	case canary.SignalQueueDepth:
+		return iv.QueueDepth[signals.Canary]
+	case canary.SignalGPUMemory:
+		return iv.GPUMemoryUsed[signals.Canary]
+	case canary.SignalGPUTemp:
+		return iv.GPUTempC[signals.Canary]
+	}
+	return math.NaN()
+}
+
+func xidGate(g *canary.GaugeGate, s *signals.Series, start time.Time) canary.GateResult {
+	for _, iv := range testIntervals(s, start) {
+		for _, code := range iv.Xid[signals.Canary] {
+			if len(g.Codes) == 0 || slices.Contains(g.Codes, code) {
+				return canary.GateResult{Verdict: canary.VerdictFailed, Value: fmt.Sprint(code),
+					Reason: fmt.Sprintf("canary GPU raised Xid %d at %s", code, iv.End.UTC().Format(time.RFC3339))}
+			}
+		}
+	}
+	return canary.GateResult{Verdict: canary.VerdictSuccessful, Reason: "no Xid on the canary's GPUs"}
+}
+
+// slopePerMinute is the least-squares slope of the last 30 points.
+func slopePerMinute(ts, vs []float64) float64 {
+	if len(ts) > 30 {
+		ts, vs = ts[len(ts)-30:], vs[len(vs)-30:]
+	}
+	n := float64(len(ts))
+	var st, sv, stt, stv float64
+	for i := range ts {
+		st += ts[i]
+		sv += vs[i]
+		stt += ts[i] * ts[i]
+		stv += ts[i] * vs[i]
+	}
+	den := n*stt - st*st
+	if den == 0 {
+		return 0
+	}
+	return (n*stv - st*sv) / den
+}
