@@ -218,6 +218,7 @@ func TestDriftAndGaugeGates(t *testing.T) {
 	xid := spec(canary.GateSpec{Name: "xid", Gauge: &canary.GaugeGate{Signal: canary.SignalXid, Codes: []int{79, 48}}})
 	faulty := st
 	faulty.xidAt = 6 * time.Minute
+	w.Now = start.Add(10 * time.Minute)
 	if r := eval(xid, synth(4, 10, 0.3, st, faulty, start)); r.Verdict != canary.VerdictFailed || r.Value != "79" {
 		t.Errorf("Xid 79 must fail: %s %s", r.Verdict, r.Reason)
 	}
