@@ -163,15 +163,18 @@ type GateSpec struct {
 // ThresholdGate is a PromQL query measured every interval with Argo
 // Rollouts semantics.
 type ThresholdGate struct {
-	Query                 string    `json:"query"`
-	SuccessCondition      string    `json:"successCondition,omitempty"`
-	FailureCondition      string    `json:"failureCondition,omitempty"`
-	Interval              *Duration `json:"interval,omitempty"`
-	InitialDelay          *Duration `json:"initialDelay,omitempty"`
-	Count                 *int      `json:"count,omitempty"`
-	FailureLimit          *int      `json:"failureLimit,omitempty"`
-	InconclusiveLimit     *int      `json:"inconclusiveLimit,omitempty"`
-	ConsecutiveErrorLimit *int      `json:"consecutiveErrorLimit,omitempty"`
+	// Query is PromQL; Signal measures the gate's signals instead, which
+	// also works in the simulator. Exactly one is set.
+	Query                 string      `json:"query,omitempty"`
+	Signal                *SignalStat `json:"signal,omitempty"`
+	SuccessCondition      string      `json:"successCondition,omitempty"`
+	FailureCondition      string      `json:"failureCondition,omitempty"`
+	Interval              *Duration   `json:"interval,omitempty"`
+	InitialDelay          *Duration   `json:"initialDelay,omitempty"`
+	Count                 *int        `json:"count,omitempty"`
+	FailureLimit          *int        `json:"failureLimit,omitempty"`
+	InconclusiveLimit     *int        `json:"inconclusiveLimit,omitempty"`
+	ConsecutiveErrorLimit *int        `json:"consecutiveErrorLimit,omitempty"`
 }
 
 // RollbackPolicy maps each bad outcome to revert or hold.

@@ -32,6 +32,22 @@ type SignalsSpec struct {
 	Step *Duration `json:"step,omitempty"`
 }
 
+// Signal statistics a threshold gate can measure.
+const (
+	StatLatencyP95 = "latencyP95"
+	StatTTFTP95    = "ttftP95"
+	StatErrorRate  = "errorRate"
+	StatKVCache    = "kvCache"
+	StatQueueDepth = "queueDepth"
+)
+
+// SignalStat is a statistic of the canary's signals over a trailing window.
+type SignalStat struct {
+	Stat string `json:"stat"`
+	// Window is the trailing span each measurement covers; 1m by default.
+	Window *Duration `json:"window,omitempty"`
+}
+
 // JudgeGate compares canary against stable with anytime-valid sequential
 // tests: it may look at every sample and keeps its false-alarm rate.
 type JudgeGate struct {

@@ -69,6 +69,14 @@ func (p *CanaryPlan) defaultSignalGates() {
 				g.Type = GateGauge
 			}
 		}
+		if g.Threshold != nil && g.Threshold.Signal != nil {
+			if g.Signals == nil {
+				g.Signals = s.Signals
+			}
+			if g.Threshold.Signal.Window == nil {
+				g.Threshold.Signal.Window = D(time.Minute)
+			}
+		}
 		if g.Type == GateThreshold || g.Type == "" {
 			continue
 		}

@@ -17,6 +17,9 @@ func validateGates(gates []GateSpec, add addFunc) map[string]bool {
 		switch g.Type {
 		case GateThreshold:
 			validateThreshold(f+".threshold", g.Threshold, add)
+			if g.Threshold != nil && g.Threshold.Signal != nil {
+				validateSignals(f+".signals", g.Signals, add)
+			}
 		case GateJudge, GateDrift, GateGauge:
 			validateSignalGate(f, g, add)
 		case "":
@@ -33,8 +36,18 @@ func validateThreshold(f string, t *ThresholdGate, add addFunc) {
 		add(f, "is required for a threshold gate")
 		return
 	}
-	if t.Query == "" {
-		add(f+".query", "is required")
+	switch {
+	case t.Query == "" && t.Signal == nil:
+		add(f+".query", "is required (or a signal)")
+	case t.Query != "" && t.Signal != nil:
+		add(f, "set either query or signal, not both")
+	case t.Signal != nil:
+		switch t.Signal.Stat {
+		case StatLatencyP95, StatTTFTP95, StatErrorRate, StatKVCache, StatQueueDepth:
+		default:
+			add(f+".signal.stat", "unknown statistic %q (known: %s, %s, %s, %s, %s)", t.Signal.Stat,
+				StatLatencyP95, StatTTFTP95, StatErrorRate, StatKVCache, StatQueueDepth)
+		}
 	}
 	if t.SuccessCondition == "" && t.FailureCondition == "" {
 		add(f, "needs successCondition, failureCondition or both")

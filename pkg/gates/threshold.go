@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/canarybot/canarybot/pkg/canary"
+	"github.com/canarybot/canarybot/pkg/signals"
 )
 
 // DefaultQueryTimeout bounds one measurement's query.
@@ -45,6 +46,7 @@ type Querier interface {
 // count queries per call; keep count modest.
 type Threshold struct {
 	querier      Querier
+	sourceFor    func(*canary.SignalsSpec) (signals.Source, error)
 	logger       *slog.Logger
 	queryTimeout time.Duration
 	settle       time.Duration
@@ -87,9 +89,6 @@ func NewThreshold(q Querier, logger *slog.Logger, opts ...ThresholdOption) *Thre
 // gate cannot be assessed at all: a missing or invalid threshold
 // configuration or window (terminal), or a canceled ctx.
 func (t *Threshold) Evaluate(ctx context.Context, gate canary.GateSpec, w canary.Window) (canary.GateResult, error) {
-	if t.querier == nil {
-		return canary.GateResult{}, canary.Terminalf("gate %s: threshold evaluator has no querier", gate.Name)
-	}
 	p, err := planThreshold(gate.Threshold)
 	if err != nil {
 		return canary.GateResult{}, canary.Terminal(fmt.Errorf("gate %s: %w", gate.Name, err))
@@ -98,6 +97,10 @@ func (t *Threshold) Evaluate(ctx context.Context, gate canary.GateSpec, w canary
 		return canary.GateResult{}, canary.Terminalf("gate %s: analysis window has no start", gate.Name)
 	}
 	start := w.Start.Round(0) // drop the monotonic reading: instants are wall-clock
+	measure, err := t.measurer(ctx, gate, p, start, w.Now)
+	if err != nil {
+		return canary.GateResult{}, err
+	}
 	var ms []canary.Measurement
 	verdict := canary.VerdictRunning
 	var next time.Time
@@ -107,7 +110,7 @@ func (t *Threshold) Evaluate(ctx context.Context, gate canary.GateSpec, w canary
 			next = due
 			break
 		}
-		m, err := t.measure(ctx, gate.Name, p, at)
+		m, err := measure(ctx, at)
 		if err != nil {
 			return canary.GateResult{}, err
 		}
@@ -150,6 +153,7 @@ func (t *Threshold) measure(ctx context.Context, gate string, p *thresholdPlan, 
 // compiled.
 type thresholdPlan struct {
 	query    string
+	signal   *canary.SignalStat
 	conds    *Conditions
 	delay    time.Duration
 	interval time.Duration
@@ -166,7 +170,7 @@ func planThreshold(g *canary.ThresholdGate) (*thresholdPlan, error) {
 		return nil, errors.New("threshold configuration is missing")
 	}
 	var errs []error
-	if strings.TrimSpace(g.Query) == "" {
+	if strings.TrimSpace(g.Query) == "" && g.Signal == nil {
 		errs = append(errs, errors.New("threshold query is empty"))
 	}
 	conds, err := CompileConditions(g.SuccessCondition, g.FailureCondition)
@@ -175,6 +179,7 @@ func planThreshold(g *canary.ThresholdGate) (*thresholdPlan, error) {
 	}
 	p := &thresholdPlan{
 		query:    g.Query,
+		signal:   g.Signal,
 		conds:    conds,
 		delay:    g.InitialDelay.Or(0),
 		interval: g.Interval.Or(DefaultInterval),
