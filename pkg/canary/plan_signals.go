@@ -6,6 +6,12 @@ const (
 	PresetKServe = "kserve"
 )
 
+// Judge modes.
+const (
+	JudgeConfirm = "confirm"
+	JudgeScreen  = "screen"
+)
+
 // Judge metrics.
 const (
 	MetricErrors  = "errors"
@@ -51,6 +57,12 @@ type SignalStat struct {
 // JudgeGate compares canary against stable with anytime-valid sequential
 // tests: it may look at every sample and keeps its false-alarm rate.
 type JudgeGate struct {
+	// Mode is confirm (default): pass only on evidence that no metric is
+	// materially worse; or screen: pass while there is no evidence of
+	// harm, so that weights can rise and evidence accrue faster. Use
+	// screen on early steps and confirm before full traffic. Both fail on
+	// evidence of harm, and both read the whole rollout so far.
+	Mode string `json:"mode,omitempty"`
 	// Metrics to test; all the preset offers (errors, latency, ttft) by default.
 	Metrics []string `json:"metrics,omitempty"`
 	// Alpha bounds the chance of reverting a canary that is not worse,

@@ -107,6 +107,9 @@ func defaultJudge(g *GateSpec) {
 	if len(j.Metrics) == 0 && g.Signals != nil {
 		j.Metrics = presetMetrics(g.Signals.Preset)
 	}
+	if j.Mode == "" {
+		j.Mode = JudgeConfirm
+	}
 	j.Alpha = orFloat(j.Alpha, DefaultJudgeAlpha)
 	j.Beta = orFloat(j.Beta, DefaultJudgeBeta)
 	if j.Warmup == nil {
@@ -188,6 +191,9 @@ func validateSignals(f string, s *SignalsSpec, add addFunc) {
 }
 
 func validateJudge(f string, j *JudgeGate, s *SignalsSpec, add addFunc) {
+	if j.Mode != JudgeConfirm && j.Mode != JudgeScreen {
+		add(f+".mode", "must be %q or %q, got %q", JudgeConfirm, JudgeScreen, j.Mode)
+	}
 	offered := map[string]bool{}
 	if s != nil {
 		for _, m := range presetMetrics(s.Preset) {

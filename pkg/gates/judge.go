@@ -93,7 +93,11 @@ func judge(j *canary.JudgeGate, s *signals.Series, start time.Time, w canary.Win
 			continue
 		}
 		p := RunRatioTests(counts, *j.Alpha/n, *j.Beta/n, j.Margins[m])
-		results = append(results, assessRatio(m, p, float64(*j.Exposure)))
+		mv := assessRatio(m, p, float64(*j.Exposure))
+		if j.Mode == canary.JudgeScreen && mv.verdict == canary.VerdictRunning {
+			mv.verdict, mv.detail = canary.VerdictSuccessful, "no evidence of harm yet: "+mv.detail
+		}
+		results = append(results, mv)
 	}
 	stepRequests := canaryRequests(s, w.Start)
 	return combineMetrics(results, stepRequests, *j.MinCanaryRequests)
