@@ -36,6 +36,9 @@ type SignalsSpec struct {
 	Canary map[string]string `json:"canary"`
 	// Step is the interval the gates slice time into; 10s by default.
 	Step *Duration `json:"step,omitempty"`
+	// Metrics overrides the preset's metric names, by signal: requests,
+	// errors, latency, ttft, predictions, kvCache, queueDepth.
+	Metrics map[string]string `json:"metrics,omitempty"`
 }
 
 // Signal statistics a threshold gate can measure.

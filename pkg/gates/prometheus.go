@@ -13,6 +13,12 @@ import (
 // such as "http://prometheus.monitoring:9090". rt carries the requests
 // (authentication, TLS); nil uses client_golang's api.DefaultRoundTripper.
 func NewPrometheus(address string, rt http.RoundTripper) (Querier, error) {
+	return NewPrometheusAPI(address, rt)
+}
+
+// NewPrometheusAPI is NewPrometheus returning the whole v1.API, for
+// callers that also run range queries (PromSignals).
+func NewPrometheusAPI(address string, rt http.RoundTripper) (v1.API, error) {
 	u, err := url.Parse(address)
 	if err != nil {
 		return nil, fmt.Errorf("parse prometheus address %q: %w", address, err)
