@@ -82,7 +82,7 @@ func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, out io.Wri
 		return err
 	}
 	defer argo.Close()
-	q, err := gates.NewPrometheus(o.prometheus, nil)
+	q, err := gates.NewPrometheusAPI(o.prometheus, nil)
 	if err != nil {
 		return fmt.Errorf("--prometheus: %w", err)
 	}
@@ -94,7 +94,7 @@ func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, out io.Wri
 	eng := &canary.Engine{
 		PlanPath: o.plan, Repo: repo, Renderer: renderer,
 		Sync:      &argocd.Waiter{Source: argo, Contains: repo.Contains},
-		Gates:     gates.Evaluators{canary.GateThreshold: gates.NewThreshold(q, log)},
+		Gates:     gates.ForPrometheus(q, log),
 		Approvals: &flagApprovals{auto: o.autoApprove, log: log},
 		Artifacts: oci.NewWatcher(append(ociOpts, oci.WithLogger(log))...),
 		Stable:    renderer.Stable,

@@ -234,7 +234,7 @@ func (s *stack) startModels(ctx context.Context, o Options, plan *canary.CanaryP
 }
 
 func (s *stack) engine(o Options, p *printer, d *driver) (*canary.Engine, error) {
-	q, err := gates.NewPrometheus(s.prom.URL(), nil)
+	q, err := gates.NewPrometheusAPI(s.prom.URL(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client: %w", err)
 	}
@@ -243,7 +243,7 @@ func (s *stack) engine(o Options, p *printer, d *driver) (*canary.Engine, error)
 		Repo:      s.repo,
 		Renderer:  kustomize.NewRenderer(kustomize.NewBuilder()),
 		Sync:      &argocd.Waiter{Source: s.argo, Contains: s.repo.Contains},
-		Gates:     gates.Evaluators{canary.GateThreshold: gates.NewThreshold(q, o.Log, gates.WithSettle(time.Second))},
+		Gates:     gates.ForPrometheus(q, o.Log, gates.WithSettle(time.Second)),
 		Approvals: &autoApprover{printer: p, approved: map[string]bool{}},
 		Artifacts: oci.NewWatcher(s.reg.opts...),
 		Stable: func(context.Context, canary.Tree, *canary.CanaryPlan) (canary.Artifact, error) {

@@ -2,10 +2,14 @@ package gates
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+
 	"github.com/canarybot/canarybot/pkg/canary"
+	"github.com/canarybot/canarybot/pkg/signals"
 )
 
 // Evaluators dispatches a gate to the evaluator for its type, e.g.
@@ -41,4 +45,26 @@ func (e Evaluators) known() string {
 	}
 	slices.Sort(types)
 	return strings.Join(types, ", ")
+}
+
+// ForPrometheus wires every gate type to one Prometheus: threshold gates
+// run PromQL or measure signals, and judge, drift and gauge gates read
+// signals through the plan's preset.
+func ForPrometheus(api v1.API, logger *slog.Logger, opts ...ThresholdOption) Evaluators {
+	sourceFor := func(spec *canary.SignalsSpec) (signals.Source, error) {
+		return &PromSignals{API: api, Spec: spec}, nil
+	}
+	return ForSignals(sourceFor, NewThreshold(api, logger, append(opts, WithSignals(sourceFor))...))
+}
+
+// ForSignals wires the signal gates to a source, beside a threshold
+// evaluator.
+func ForSignals(sourceFor func(*canary.SignalsSpec) (signals.Source, error), threshold canary.GateEvaluator) Evaluators {
+	sg := &SignalGates{SourceFor: sourceFor}
+	return Evaluators{
+		canary.GateThreshold: threshold,
+		canary.GateJudge:     sg,
+		canary.GateDrift:     sg,
+		canary.GateGauge:     sg,
+	}
 }
