@@ -7,6 +7,23 @@
 // Clock advances the World when the engine waits. In-memory edges stand in
 // for Git, the renderer, Argo CD, approvals and the registry. Run drives one
 // rollout to promote, revert or timeout; RunMany runs many seeds in parallel.
+//
+// Where the scenario format leaves room, the simulator reads it so:
+//   - An absent canary field is stable's field as the scenario's stable
+//     block gives it; a change targeting stable does not reach the canary.
+//   - A change's set replaces the running values field by field, inside
+//     latency, ttft and gpu too; xid and predictions.classes are replaced
+//     whole. When its span ends the side returns to its base with the other
+//     changes still in force, applied in file order.
+//   - Growth (kvCacheGrowthPerMinute, gpu.memoryGrowthPerMinute) counts from
+//     the second the side's value or growth last changed: the canary's first
+//     traffic, stable's first simulated second, or a change.
+//   - Xid codes are raised once, in the second the block listing them takes
+//     effect: the side's base when the side starts, a change when it starts.
+//   - Latency is drawn for every request, TTFT and a prediction class only
+//     for successful ones (as internal/modelsim does).
+//   - An interval with any second in a metrics outage, or before the epoch,
+//     is NoData.
 package sim
 
 import (
@@ -128,8 +145,8 @@ type Change struct {
 	// At is simulated time since the canary first received traffic.
 	At Duration `json:"at"`
 	// For bounds the change; nil means until the end.
-	For    *Duration `json:"for,omitempty"`
-	Target string    `json:"target"`
+	For    *Duration  `json:"for,omitempty"`
+	Target string     `json:"target"`
 	Set    *Behaviour `json:"set"`
 }
 

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/canarybot/canarybot/pkg/canary"
+	"github.com/canarybot/canarybot/pkg/gates"
+	"github.com/canarybot/canarybot/pkg/signals"
+	"github.com/canarybot/canarybot/pkg/sim"
+)
+
+// simGates builds the gate evaluators of a simulated run over its signals:
+// every signal-based gate type, and threshold gates that measure signals.
+// PromQL threshold gates cannot run in the simulator and fail clearly.
+func simGates(src signals.Source, log *slog.Logger) canary.GateEvaluator {
+	sourceFor := func(*canary.SignalsSpec) (signals.Source, error) { return src, nil }
+	return gates.ForSignals(sourceFor, gates.NewThreshold(nil, log, gates.WithSignals(sourceFor)))
+}
+
+// simulateOptions are the flags of `canarybot simulate`.
+type simulateOptions struct {
+	plan      string
+	scenarios []string
+	seeds     int
+	seedBase  uint64
+	json      bool
+	parallel  int
+	warmup    time.Duration
+}
+
+func newSimulate(g *globals) *cobra.Command {
+	o := &simulateOptions{}
+	cmd := &cobra.Command{
+		Use:   "simulate --plan P --scenario S... [--seeds N] [--seed-base B] [--json]",
+		Short: "Run the real engine and gates against simulated traffic scenarios, in simulated time",
+		Long: `simulate rolls a candidate out under each scenario (a file, or a directory of
+*.yaml files) with each seed, driving the real engine and gates against
+simulated stable and canary traffic. It prints one line per run (outcome,
+simulated time to the decision, canary requests served, deciding gate) and a
+summary per scenario. With --json it prints one JSON object per run and
+nothing else on stdout. Scenario files may also be given as arguments.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.scenarios = append(o.scenarios, args...)
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return o.run(cmd.Context(), g)
+		},
+	}
+	o.addFlags(cmd.Flags())
+	return cmd
+}
+
+func (o *simulateOptions) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.plan, "plan", "", "CanaryPlan YAML file to roll out (required)")
+	f.StringArrayVar(&o.scenarios, "scenario", nil, "scenario file or directory of *.yaml scenarios (repeatable)")
+	f.IntVar(&o.seeds, "seeds", 10, "runs per scenario, one per seed")
+	f.Uint64Var(&o.seedBase, "seed-base", 1, "first seed; runs use seed-base … seed-base+seeds-1")
+	f.BoolVar(&o.json, "json", false, "print one JSON object per run and nothing else on stdout")
+	f.IntVar(&o.parallel, "parallel", 0, "runs at once (0: one per CPU)")
+	f.DurationVar(&o.warmup, "warmup", sim.DefaultWarmup, "stable-only traffic before each rollout, in simulated time")
+}
+
+func (o *simulateOptions) validate() error {
+	var errs []error
+	if o.plan == "" {
+		errs = append(errs, errors.New("--plan is required"))
+	}
+	if len(o.scenarios) == 0 {
+		errs = append(errs, errors.New("at least one --scenario is required"))
+	}
+	if o.seeds < 1 {
+		errs = append(errs, fmt.Errorf("--seeds must be at least 1, got %d", o.seeds))
+	}
+	if o.parallel < 0 {
+		errs = append(errs, fmt.Errorf("--parallel must not be negative, got %d", o.parallel))
+	}
+	if o.warmup < 0 {
+		errs = append(errs, fmt.Errorf("--warmup must not be negative, got %s", o.warmup))
+	}
+	return errors.Join(errs...)
+}
+
+func (o *simulateOptions) run(ctx context.Context, g *globals) error {
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	planYAML, err := readLimited(o.plan, canary.MaxPlanBytes)
+	if err != nil {
+		return fmt.Errorf("--plan: %w", err)
+	}
+	if _, err := canary.ParsePlan(planYAML); err != nil {
+		return fmt.Errorf("--plan %s: %w", o.plan, err)
+	}
+	scenarios, err := sim.LoadScenarios(o.scenarios...)
+	if err != nil {
+		return fmt.Errorf("--scenario: %w", err)
+	}
+	seeds := make([]uint64, o.seeds)
+	for i := range seeds {
+		seeds[i] = o.seedBase + uint64(i)
+	}
+	warmup := o.warmup
+	if warmup == 0 {
+		warmup = -1 // sim.Config: negative means none
+	}
+	cfg := sim.Config{
+		PlanYAML: planYAML, Logger: log, Warmup: warmup,
+		Gates: func(src signals.Source) canary.GateEvaluator { return simGates(src, log) },
+	}
+	results, err := sim.RunMany(ctx, cfg, scenarios, seeds, o.parallel)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		if err := printRunsJSON(g.stdout, results); err != nil {
+			return err
+		}
+		printSummaries(g.stderr, results)
+		return nil
+	}
+	for _, r := range results {
+		printRun(g.stdout, r)
+	}
+	printSummaries(g.stdout, results)
+	return nil
+}
+
+// simRun is the JSON form of one run: exactly these fields.
+type simRun struct {
+	Scenario            string  `json:"scenario"`
+	Seed                uint64  `json:"seed"`
+	Outcome             string  `json:"outcome"`
+	DecidedAfterSeconds float64 `json:"decidedAfterSeconds"`
+	CanaryRequests      int64   `json:"canaryRequests"`
+	DecidingGate        string  `json:"decidingGate"`
+}
+
+func printRunsJSON(w io.Writer, results []sim.Result) error {
+	enc := json.NewEncoder(w)
+	for _, r := range results {
+		if err := enc.Encode(simRun{
+			Scenario: r.Scenario, Seed: r.Seed, Outcome: r.Outcome, DecidedAfterSeconds: r.DecidedAfterSeconds,
+			CanaryRequests: r.CanaryRequests, DecidingGate: r.DecidingGate,
+		}); err != nil {
+			return fmt.Errorf("write results: %w", err)
+		}
+	}
+	return nil
+}
+
+func printRun(w io.Writer, r sim.Result) {
+	gate := r.DecidingGate
+	if gate == "" {
+		gate = "-"
+	}
+	mark := "ok"
+	if !r.Correct {
+		mark = "WRONG (expected " + r.Expected + ")"
+	}
+	after := time.Duration(r.DecidedAfterSeconds * float64(time.Second))
+	fmt.Fprintf(w, "%-24s seed %-5d %-8s after %-9s canary requests %7d  gate %-16s %s\n",
+		r.Scenario, r.Seed, r.Outcome, after, r.CanaryRequests, gate, mark)
+}
+
+func printSummaries(w io.Writer, results []sim.Result) {
+	for _, s := range sim.Summarize(results) {
+		fmt.Fprintf(w, "summary %-24s expect %-7s correct %d/%d (%.0f%%)  promote %d revert %d timeout %d  "+
+			"canary requests before the decision: median %d p80 %d\n",
+			s.Scenario, s.Expected, s.Correct, s.Runs, 100*s.CorrectRate(), s.Promoted, s.Reverted, s.TimedOut,
+			s.MedianCanaryRequests, s.P80CanaryRequests)
+	}
+}

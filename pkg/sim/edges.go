@@ -1,0 +1,218 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/canarybot/canarybot/pkg/canary"
+)
+
+// StableArtifact is the artifact stable serves when a simulation starts.
+func StableArtifact() canary.Artifact {
+	return canary.Artifact{URI: "oci://sim.local/model@sha256:" + strings.Repeat("0", 63) + "1", Version: "1.0.0"}
+}
+
+// CandidateArtifact is the scenario's canary build, which the simulated
+// registry offers.
+func CandidateArtifact() canary.Artifact {
+	return canary.Artifact{URI: "oci://sim.local/model@sha256:" + strings.Repeat("0", 63) + "2", Version: "2.0.0"}
+}
+
+// simRepo is the GitOps repo: a directory holding the plan and state files,
+// with heads numbered 1, 2, … It remembers which paths each commit touched
+// and when, and tells the cluster about each commit.
+type simRepo struct {
+	dir     string
+	world   *World
+	commits []simCommit // commits[i] is head i+1
+	// onCommit runs after each commit that changed files.
+	onCommit func(sha string, paths []string)
+}
+
+type simCommit struct {
+	at    time.Time
+	paths []string
+}
+
+var _ canary.Repo = (*simRepo)(nil)
+
+func (r *simRepo) head() string { return strconv.Itoa(len(r.commits)) }
+
+// Transact calls fn on the head and commits its change. There is no other
+// writer, so a push never races.
+func (r *simRepo) Transact(ctx context.Context, fn canary.TransactFunc) (canary.CommitResult, error) {
+	ch, err := fn(ctx, canary.Tree{Dir: r.dir, Head: r.head()})
+	if err != nil {
+		return canary.CommitResult{}, err
+	}
+	if ch == nil {
+		return canary.CommitResult{SHA: r.head(), NoOp: true, Attempts: 1}, nil
+	}
+	paths, err := r.write(ch.Files)
+	if err != nil {
+		return canary.CommitResult{}, err
+	}
+	if len(paths) == 0 {
+		return canary.CommitResult{SHA: r.head(), NoOp: true, Attempts: 1}, nil
+	}
+	r.commits = append(r.commits, simCommit{at: r.world.Now(), paths: paths})
+	if r.onCommit != nil {
+		r.onCommit(r.head(), paths)
+	}
+	return canary.CommitResult{SHA: r.head(), Attempts: 1}, nil
+}
+
+// write writes the files whose bytes differ and returns their paths, sorted.
+func (r *simRepo) write(files map[string][]byte) ([]string, error) {
+	var changed []string
+	for _, p := range slices.Sorted(maps.Keys(files)) {
+		if !filepath.IsLocal(filepath.FromSlash(p)) {
+			return nil, fmt.Errorf("write %q: not a path inside the repo", p)
+		}
+		full := filepath.Join(r.dir, filepath.FromSlash(p))
+		old, err := os.ReadFile(full)
+		if err == nil && bytes.Equal(old, files[p]) {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			return nil, fmt.Errorf("write %s: %w", p, err)
+		}
+		if err := os.WriteFile(full, files[p], 0o644); err != nil {
+			return nil, fmt.Errorf("write %s: %w", p, err)
+		}
+		changed = append(changed, p)
+	}
+	return changed, nil
+}
+
+// Checkout returns the directory at the head.
+func (r *simRepo) Checkout(context.Context) (canary.Tree, error) {
+	return canary.Tree{Dir: r.dir, Head: r.head()}, nil
+}
+
+// LastCommit returns the newest commit at or before head that touched a
+// path at or under any of paths.
+func (r *simRepo) LastCommit(_ context.Context, head string, paths ...string) (string, error) {
+	h, err := r.parse(head)
+	if err != nil {
+		return "", err
+	}
+	for i := h; i >= 1; i-- {
+		for _, touched := range r.commits[i-1].paths {
+			for _, p := range paths {
+				if touched == p || strings.HasPrefix(touched, strings.TrimSuffix(p, "/")+"/") {
+					return strconv.Itoa(i), nil
+				}
+			}
+		}
+	}
+	return "", nil
+}
+
+// Contains reports whether ancestor is at or before rev.
+func (r *simRepo) Contains(_ context.Context, rev, ancestor string) (bool, error) {
+	a, err := r.parse(ancestor)
+	if err != nil {
+		return false, err
+	}
+	b, err := r.parse(rev)
+	if err != nil {
+		return false, err
+	}
+	return a <= b, nil
+}
+
+func (r *simRepo) parse(sha string) (int, error) {
+	n, err := strconv.Atoi(sha)
+	if err != nil || n < 0 || n > len(r.commits) {
+		return 0, fmt.Errorf("unknown simulated commit %q", sha)
+	}
+	return n, nil
+}
+
+// commitTime is when a commit was made.
+func (r *simRepo) commitTime(sha string) (time.Time, error) {
+	n, err := r.parse(sha)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if n == 0 {
+		return time.Time{}, fmt.Errorf("simulated commit %q is before the first commit", sha)
+	}
+	return r.commits[n-1].at, nil
+}
+
+// simRenderer writes one placeholder file that names the desired split, and
+// remembers the last split it rendered: that is what the cluster will run
+// once the commit carrying it syncs.
+type simRenderer struct {
+	last canary.Desired
+}
+
+var _ canary.Renderer = (*simRenderer)(nil)
+
+// Render records d and returns its placeholder file.
+func (r *simRenderer) Render(_ context.Context, _ canary.Tree, plan *canary.CanaryPlan, d canary.Desired) (map[string][]byte, error) {
+	r.last = d
+	body := fmt.Sprintf("# Code generated by canarybot. DO NOT EDIT.\n# simulated split\nstable: %s\ncanary: %q\ncanaryWeight: %d\n",
+		d.Stable, d.Canary, d.CanaryWeight)
+	return map[string][]byte{path.Join(canary.ComponentDir(plan.Spec.Overlay), "simulated.yaml"): []byte(body)}, nil
+}
+
+// simSync is Argo CD: a commit is synced and healthy delay after it was made.
+type simSync struct {
+	repo  *simRepo
+	delay time.Duration
+}
+
+var _ canary.SyncWaiter = (*simSync)(nil)
+
+// Refresh does nothing: the simulated deployer looks at every commit.
+func (s *simSync) Refresh(context.Context, string) error { return nil }
+
+// Observe reports sha synced once delay has passed since its commit. No
+// commit ("") has nothing to sync.
+func (s *simSync) Observe(_ context.Context, _, sha string) (canary.SyncObservation, error) {
+	if sha == "" {
+		return canary.SyncObservation{Ready: true}, nil
+	}
+	at, err := s.repo.commitTime(sha)
+	if err != nil {
+		return canary.SyncObservation{}, err
+	}
+	if s.repo.world.Now().Before(at.Add(s.delay)) {
+		return canary.SyncObservation{Reason: fmt.Sprintf("simulated sync of %s in progress", sha)}, nil
+	}
+	return canary.SyncObservation{Revision: sha, Ready: true}, nil
+}
+
+// simApprovals approves every step at once.
+type simApprovals struct{}
+
+// Approved is always true.
+func (simApprovals) Approved(context.Context, string, int, canary.Artifact) (bool, error) {
+	return true, nil
+}
+
+// Request does nothing.
+func (simApprovals) Request(context.Context, string, int, canary.Artifact, []canary.GateResult) error {
+	return nil
+}
+
+// simArtifacts offers the candidate.
+type simArtifacts struct{}
+
+// Latest returns the candidate artifact.
+func (simArtifacts) Latest(context.Context, *canary.CanaryPlan) (*canary.Artifact, error) {
+	a := CandidateArtifact()
+	return &a, nil
+}
