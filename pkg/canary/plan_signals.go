@@ -84,9 +84,14 @@ type JudgeGate struct {
 	// MinCanaryRequests must be served in the current step before it can
 	// pass. Default 100.
 	MinCanaryRequests *int `json:"minCanaryRequests,omitempty"`
-	// Exposure is the canary request count after which, with no evidence of
-	// harm, a metric passes even if its not-worse test has not yet
-	// concluded. Default 3000.
+	// ErrorRateFloor: the errors metric also passes on evidence that the
+	// canary's error rate is below max(floor, margin × stable's rate before
+	// the test), which concludes for rare errors long before a ratio against
+	// stable's few errors can. Default 0.005.
+	ErrorRateFloor *float64 `json:"errorRateFloor,omitempty"`
+	// Exposure, when set, is the canary request count after which, with no
+	// evidence of harm, a metric passes even if no test has concluded. Off
+	// by default: a rollout without evidence holds instead.
 	Exposure *int `json:"exposure,omitempty"`
 }
 

@@ -12,7 +12,8 @@ const (
 	DefaultJudgeBeta         = 0.01
 	DefaultJudgeWarmup       = 2 * time.Minute
 	DefaultMinCanaryRequests = 100
-	DefaultJudgeExposure     = 3000
+	DefaultJudgeExposure     = 0
+	DefaultErrorRateFloor    = 0.005
 	DefaultDriftPass         = 0.1
 	DefaultDriftFail         = 0.2
 	DefaultMinPredictions    = 500
@@ -117,6 +118,7 @@ func defaultJudge(g *GateSpec) {
 	}
 	j.MinCanaryRequests = orInt(j.MinCanaryRequests, DefaultMinCanaryRequests)
 	j.Exposure = orInt(j.Exposure, DefaultJudgeExposure)
+	j.ErrorRateFloor = orFloat(j.ErrorRateFloor, DefaultErrorRateFloor)
 	margins := map[string]float64{}
 	for _, m := range j.Metrics {
 		margins[m] = DefaultMargin(m)
@@ -216,8 +218,14 @@ func validateJudge(f string, j *JudgeGate, s *SignalsSpec, add addFunc) {
 	if *j.Beta <= 0 || *j.Beta > 0.5 {
 		add(f+".beta", "must be in (0, 0.5], got %g", *j.Beta)
 	}
-	if *j.MinCanaryRequests < 0 || *j.Exposure < *j.MinCanaryRequests {
-		add(f, "needs 0 ≤ minCanaryRequests ≤ exposure, got %d and %d", *j.MinCanaryRequests, *j.Exposure)
+	if *j.MinCanaryRequests < 0 {
+		add(f+".minCanaryRequests", "must not be negative, got %d", *j.MinCanaryRequests)
+	}
+	if *j.Exposure < 0 {
+		add(f+".exposure", "must not be negative, got %d", *j.Exposure)
+	}
+	if fl := *j.ErrorRateFloor; fl < 0 || fl >= 1 {
+		add(f+".errorRateFloor", "must be in [0, 1), got %g", fl)
 	}
 	if j.Warmup.Duration < 0 {
 		add(f+".warmup", "must not be negative, got %s", j.Warmup.Duration)

@@ -67,6 +67,9 @@ func (g *SignalGates) Evaluate(ctx context.Context, gate canary.GateSpec, w cana
 	return r, nil
 }
 
+// skipped is metricCounts' answer for a metric no side reports.
+const skipped = "skipped"
+
 // metricVerdict is one judge metric's outcome.
 type metricVerdict struct {
 	metric  string
@@ -88,12 +91,29 @@ func judge(j *canary.JudgeGate, s *signals.Series, start time.Time, w canary.Win
 	var results []metricVerdict
 	for _, m := range j.Metrics {
 		counts, why := metricCounts(m, s, start, testFrom)
+		if why == skipped {
+			// Neither side reports the metric (a model without TTFT, say):
+			// there is nothing to judge, and nothing to wait for.
+			results = append(results, metricVerdict{m, canary.VerdictSuccessful, m + ": not reported by either side; skipped"})
+			continue
+		}
 		if counts == nil {
 			results = append(results, metricVerdict{m, canary.VerdictRunning, why})
 			continue
 		}
 		p := RunRatioTests(counts, *j.Alpha/n, *j.Beta/n, j.Margins[m])
-		mv := assessRatio(m, p, float64(*j.Exposure))
+		boundAt, bound := -1, 0.0
+		if m == canary.MetricErrors && *j.ErrorRateFloor > 0 {
+			bound = math.Max(*j.ErrorRateFloor, j.Margins[m]*stableRate(s, testFrom))
+			boundAt, _ = RunRateBound(counts, bound, *j.Beta/n)
+		}
+		mv := assessRatio(m, p, float64(*j.Exposure), boundAt, bound)
+		if mv.verdict != canary.VerdictRunning {
+			est, lo, hi := Estimate(counts, *j.Alpha/n)
+			mv.detail = strings.Replace(mv.detail, "{estimate}", fmt.Sprintf("%.2f [%.2f, %.2f]", est, lo, hi), 1)
+		} else {
+			mv.detail = strings.Replace(mv.detail, " {estimate}", "", 1)
+		}
 		if j.Mode == canary.JudgeScreen && mv.verdict == canary.VerdictRunning {
 			mv.verdict, mv.detail = canary.VerdictSuccessful, "no evidence of harm yet: "+mv.detail
 		}
@@ -105,15 +125,20 @@ func judge(j *canary.JudgeGate, s *signals.Series, start time.Time, w canary.Win
 
 // assessRatio turns a test path into a verdict: the first test to cross
 // decides; with no crossing, enough exposure without harm passes.
-func assessRatio(m string, p RatioPath, exposure float64) metricVerdict {
-	detail := fmt.Sprintf("%s ratio %.2f [%.2f, %.2f] over %.0f canary / %.0f stable requests (e %.3g)",
-		m, p.Estimate, p.Lower, p.Upper, p.RequestsC, p.RequestsS, p.WorseE)
+func assessRatio(m string, p RatioPath, exposure float64, boundAt int, bound float64) metricVerdict {
+	detail := fmt.Sprintf("%s ratio {estimate} over %.0f canary / %.0f stable requests (e %.3g)",
+		m, p.RequestsC, p.RequestsS, p.WorseE)
+	passAt := p.NotWorseAt
+	if boundAt >= 0 && (passAt < 0 || boundAt < passAt) {
+		passAt = boundAt
+		detail = fmt.Sprintf("canary rate %.3g%% below %.3g%%; %s", 100*p.EventsC/p.RequestsC, 100*bound, detail)
+	}
 	switch {
-	case p.WorseAt >= 0 && (p.NotWorseAt < 0 || p.WorseAt <= p.NotWorseAt):
+	case p.WorseAt >= 0 && (passAt < 0 || p.WorseAt <= passAt):
 		return metricVerdict{m, canary.VerdictFailed, "canary worse: " + detail}
-	case p.NotWorseAt >= 0:
+	case passAt >= 0:
 		return metricVerdict{m, canary.VerdictSuccessful, "not worse: " + detail}
-	case p.RequestsC >= exposure:
+	case exposure > 0 && p.RequestsC >= exposure:
 		return metricVerdict{m, canary.VerdictSuccessful, fmt.Sprintf("no harm after %.0f canary requests: %s", p.RequestsC, detail)}
 	}
 	return metricVerdict{m, canary.VerdictRunning, "collecting: " + detail}
@@ -159,16 +184,23 @@ func metricCounts(m string, s *signals.Series, start, testFrom time.Time) ([]Cou
 	// The threshold is stable's median bucket before the test begins, so
 	// it does not depend on the data the test judges.
 	var ref []float64
+	reported := false
 	for i := range s.Intervals {
 		iv := &s.Intervals[i]
+		h := hist(iv)
+		reported = reported || signals.Sum(h[0]) > 0 || signals.Sum(h[1]) > 0
 		if !iv.End.After(testFrom) && !iv.NoData {
-			ref = addInto(ref, hist(iv)[signals.Stable])
+			ref = addInto(ref, h[signals.Stable])
 		}
+	}
+	if !reported {
+		return nil, skipped
 	}
 	k, ok := medianBucket(ref)
 	if !ok {
 		return nil, fmt.Sprintf("%s: no stable history before the test window", m)
 	}
+
 	var out []Counts
 	for _, iv := range testIntervals(s, testFrom) {
 		h := hist(iv)
@@ -242,6 +274,22 @@ func firstCanaryTraffic(s *signals.Series, start time.Time) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// stableRate is stable's error rate before the test window.
+func stableRate(s *signals.Series, before time.Time) float64 {
+	var req, errs float64
+	for _, iv := range s.Intervals {
+		if iv.End.After(before) || iv.NoData {
+			continue
+		}
+		req += iv.Requests[signals.Stable]
+		errs += iv.Errors[signals.Stable]
+	}
+	if req <= 0 {
+		return 0
+	}
+	return errs / req
 }
 
 // canaryRequests counts canary requests in intervals starting at or after from.

@@ -51,10 +51,16 @@ type Counts struct {
 	EventsS, EventsC     float64
 }
 
+// informative: an interval with no events, or with one side empty,
+// carries no information about r.
+func (c Counts) informative() bool {
+	return c.RequestsC > 0 && c.RequestsS > 0 && c.EventsC+c.EventsS > 0
+}
+
 // logLR is the log likelihood ratio of one interval for ratio r against r0.
 func (c Counts) logLR(r, r0 float64) float64 {
-	if c.RequestsC <= 0 || c.RequestsS <= 0 || c.EventsC+c.EventsS <= 0 {
-		return 0 // an interval with no events or one side empty carries no information
+	if !c.informative() {
+		return 0
 	}
 	p := r * c.RequestsC / (r*c.RequestsC + c.RequestsS)
 	p0 := r0 * c.RequestsC / (r0*c.RequestsC + c.RequestsS)
@@ -70,9 +76,6 @@ type RatioPath struct {
 	WorseAt, NotWorseAt int
 	// WorseE and NotWorseE are the e-values after the last interval.
 	WorseE, NotWorseE float64
-	// Estimate is the maximum-likelihood ratio over all intervals, with
-	// Lower and Upper the bounds of the (1-α) confidence sequence.
-	Estimate, Lower, Upper float64
 	// EventsC, EventsS, RequestsC, RequestsS are the totals.
 	EventsC, EventsS, RequestsC, RequestsS float64
 }
@@ -85,6 +88,13 @@ func RunRatioTests(intervals []Counts, alpha, beta, rMin float64) RatioPath {
 	ln := make([]float64, len(notWorseGrid))
 	out := RatioPath{WorseAt: -1, NotWorseAt: -1, WorseE: 1, NotWorseE: 1}
 	for i, c := range intervals {
+		out.EventsC += c.EventsC
+		out.EventsS += c.EventsS
+		out.RequestsC += c.RequestsC
+		out.RequestsS += c.RequestsS
+		if !c.informative() {
+			continue
+		}
 		for j, r := range worseGrid {
 			lw[j] += c.logLR(r, 1)
 		}
@@ -98,13 +108,15 @@ func RunRatioTests(intervals []Counts, alpha, beta, rMin float64) RatioPath {
 		if out.NotWorseAt < 0 && out.NotWorseE >= 1/beta {
 			out.NotWorseAt = i
 		}
-		out.EventsC += c.EventsC
-		out.EventsS += c.EventsS
-		out.RequestsC += c.RequestsC
-		out.RequestsS += c.RequestsS
 	}
-	out.Estimate, out.Lower, out.Upper = estimate(intervals, alpha)
 	return out
+}
+
+// Estimate returns the maximum-likelihood ratio over the intervals and the
+// bounds of its (1-α) confidence sequence. It costs more than the tests, so
+// callers compute it for the verdicts they report.
+func Estimate(intervals []Counts, alpha float64) (mle, lo, hi float64) {
+	return estimate(intervals, alpha)
 }
 
 // notWorseGrid is the NotWorse test's prior support: ratios below rMin
@@ -149,9 +161,16 @@ func estimate(intervals []Counts, alpha float64) (mle, lo, hi float64) {
 	best := 0
 	for k := range grid {
 		grid[k] = math.Exp(math.Log(50) * (float64(k)/float64(n-1)*2 - 1))
-		for _, c := range intervals {
-			ll[k] += c.logLR(grid[k], 1)
+	}
+	for _, c := range intervals {
+		if !c.informative() {
+			continue
 		}
+		for k, r := range grid {
+			ll[k] += c.logLR(r, 1)
+		}
+	}
+	for k := range grid {
 		if ll[k] > ll[best] {
 			best = k
 		}
@@ -187,4 +206,34 @@ func logLRAt(ll, grid []float64, r float64) float64 {
 	i := int(pos)
 	f := pos - float64(i)
 	return ll[i]*(1-f) + ll[i+1]*f
+}
+
+// RunRateBound tests H0 "the canary's event rate is at least bound"
+// against lower rates, mixing over bound·{0.05 … 0.8}, and returns the
+// index of the interval at which it first crossed 1/beta (or -1) and the
+// final e-value. Crossing is evidence that the canary's rate is below
+// bound: for rare events (a 0.1% error rate) it concludes long before a
+// ratio against stable's few events can.
+func RunRateBound(intervals []Counts, bound, beta float64) (int, float64) {
+	alts := []float64{0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8}
+	ls := make([]float64, len(alts))
+	at, e := -1, 1.0
+	if bound <= 0 || bound >= 1 {
+		return at, e
+	}
+	for i, c := range intervals {
+		if c.RequestsC <= 0 {
+			continue
+		}
+		k, n := c.EventsC, c.RequestsC
+		for j, f := range alts {
+			p := bound * f
+			ls[j] += k*math.Log(p/bound) + (n-k)*math.Log((1-p)/(1-bound))
+		}
+		e = meanExp(ls)
+		if at < 0 && e >= 1/beta {
+			at = i
+		}
+	}
+	return at, e
 }

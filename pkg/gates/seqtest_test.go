@@ -106,9 +106,11 @@ func TestNotWorseTestPassesIdenticalBuilds(t *testing.T) {
 
 func TestEstimateCoversTheTrueRatio(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(3, 3))
-	p := RunRatioTests(poissonStream(rnd, 600, 20, 0.3, 0.1, 0.15), 0.05, 0.01, 1.2)
-	if !(p.Lower <= 1.5 && 1.5 <= p.Upper) || math.Abs(p.Estimate-1.5) > 0.2 {
-		t.Errorf("estimate %.3f [%.3f, %.3f], true 1.5", p.Estimate, p.Lower, p.Upper)
+	stream := poissonStream(rnd, 600, 20, 0.3, 0.1, 0.15)
+	p := RunRatioTests(stream, 0.05, 0.01, 1.2)
+	est, lo, hi := Estimate(stream, 0.05)
+	if !(lo <= 1.5 && 1.5 <= hi) || math.Abs(est-1.5) > 0.2 {
+		t.Errorf("estimate %.3f [%.3f, %.3f], true 1.5", est, lo, hi)
 	}
 	if p.WorseAt < 0 {
 		t.Errorf("a 50%% regression over 3600 canary requests went undetected (e=%.2f)", p.WorseE)
@@ -119,5 +121,21 @@ func TestRatioTestsWithoutInformation(t *testing.T) {
 	p := RunRatioTests([]Counts{{}, {RequestsS: 10}, {RequestsC: 5, RequestsS: 5}}, 0.05, 0.05, 1.5)
 	if p.WorseAt != -1 || p.NotWorseAt != -1 || p.WorseE != 1 || p.NotWorseE != 1 {
 		t.Errorf("no events must mean no evidence: %+v", p)
+	}
+}
+
+func TestRateBound(t *testing.T) {
+	below, falsePass := 0, 0
+	for seed := uint64(0); seed < 200; seed++ {
+		rnd := rand.New(rand.NewPCG(seed, 21))
+		if at, _ := RunRateBound(poissonStream(rnd, 600, 20, 0.5, 0.001, 0.001), 0.005, 0.01); at >= 0 {
+			below++ // 6000 canary requests at 0.1%: shown below 0.5%
+		}
+		if at, _ := RunRateBound(poissonStream(rnd, 600, 20, 0.5, 0.001, 0.006), 0.005, 0.01); at >= 0 {
+			falsePass++ // a 0.6% canary must not be shown below 0.5%
+		}
+	}
+	if below < 195 || falsePass > 4 {
+		t.Errorf("0.1%% shown below 0.5%%: %d/200; 0.6%% shown below: %d/200 (bound 1%%)", below, falsePass)
 	}
 }
