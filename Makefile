@@ -11,7 +11,7 @@ GO ?= go
 BIN := bin/canarybot
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build demo test vet fmt-check prometheus clean
+.PHONY: all build demo test bench vet fmt-check prometheus clean
 
 all: build
 
@@ -27,6 +27,13 @@ demo: prometheus build
 # killed with -9 mid-rollout and resumed.
 test: fmt-check vet
 	$(GO) test -count=1 -timeout 20m ./...
+
+# Decision quality: every scenario × 200 seeds, canarybot's judge beside the
+# seed's threshold policy on identical traces. Not part of CI (minutes).
+SCENARIOS ?= ../shared/scenarios
+SEEDS ?= 200
+bench: build
+	./$(BIN) bench --scenarios $(SCENARIOS) --seeds $(SEEDS)
 
 vet:
 	$(GO) vet ./...

@@ -130,7 +130,7 @@ func dur(secs float64) string {
 	if math.IsNaN(secs) {
 		return "-"
 	}
-	return strings.TrimSuffix(fmt.Sprintf("%.1fm", secs/60), ".0m")
+	return strings.Replace(fmt.Sprintf("%.1fm", secs/60), ".0m", "m", 1)
 }
 
 func ratio(baseline, judge float64) string {

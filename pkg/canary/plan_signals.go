@@ -76,18 +76,19 @@ type JudgeGate struct {
 	Beta *float64 `json:"beta,omitempty"`
 	// Margins are, per metric, the ratio of the canary's event rate to
 	// stable's that counts as materially worse (errors 2, latency and ttft
-	// 1.25: the share of requests slower than stable's median).
+	// 1.3: the share of requests slower than stable's median).
 	Margins map[string]float64 `json:"margins,omitempty"`
 	// Warmup is ignored after the canary's first traffic: cold caches and
 	// weights loading are not regressions. Default 2m.
 	Warmup *Duration `json:"warmup,omitempty"`
 	// MinCanaryRequests must be served in the current step before it can
-	// pass. Default 100.
+	// pass. Default 50.
 	MinCanaryRequests *int `json:"minCanaryRequests,omitempty"`
 	// ErrorRateFloor: the errors metric also passes on evidence that the
 	// canary's error rate is below max(floor, margin × stable's rate before
 	// the test), which concludes for rare errors long before a ratio against
-	// stable's few errors can. Default 0.005.
+	// stable's few errors can. Default 0.01: an error rate proven under 1%
+	// is within budget.
 	ErrorRateFloor *float64 `json:"errorRateFloor,omitempty"`
 	// Exposure, when set, is the canary request count after which, with no
 	// evidence of harm, a metric passes even if no test has concluded. Off

@@ -11,9 +11,9 @@ const (
 	DefaultJudgeAlpha        = 0.05
 	DefaultJudgeBeta         = 0.01
 	DefaultJudgeWarmup       = 2 * time.Minute
-	DefaultMinCanaryRequests = 100
+	DefaultMinCanaryRequests = 50
 	DefaultJudgeExposure     = 0
-	DefaultErrorRateFloor    = 0.005
+	DefaultErrorRateFloor    = 0.01
 	DefaultDriftPass         = 0.1
 	DefaultDriftFail         = 0.2
 	DefaultMinPredictions    = 500
@@ -35,7 +35,7 @@ func DefaultMargin(metric string) float64 {
 	if metric == MetricErrors {
 		return 2
 	}
-	return 1.25
+	return 1.3
 }
 
 // defaultGauge is the bound of a gauge signal when the plan gives none.

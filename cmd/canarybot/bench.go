@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/canarybot/canarybot/internal/bench"
+	"github.com/canarybot/canarybot/pkg/canary"
+	"github.com/canarybot/canarybot/pkg/signals"
+	"github.com/canarybot/canarybot/pkg/sim"
+)
+
+type benchOptions struct {
+	plans, scenarios string
+	seeds            int
+	parallel         int
+	failOnTargets    bool
+}
+
+func newBench(g *globals) *cobra.Command {
+	o := &benchOptions{}
+	c := &cobra.Command{
+		Use:   "bench --scenarios DIR [--seeds N]",
+		Short: "Measure decision quality: every scenario × N seeds, canarybot's judge against the seed's thresholds",
+		Long: `bench simulates every scenario in --scenarios with N seeds under three plans
+from --plans: judge.yaml (canarybot's default), judge-strict.yaml (run on the
+A/A scenario for its false-revert rate) and seed-thresholds.yaml (the
+baseline), on identical traffic traces, and prints the decision table and
+the targets.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			return o.run(cmd.Context(), g, log)
+		},
+	}
+	c.Flags().StringVar(&o.plans, "plans", "bench/plans", "directory with judge.yaml, judge-strict.yaml and seed-thresholds.yaml")
+	c.Flags().StringVar(&o.scenarios, "scenarios", "", "directory of scenario files (required)")
+	c.Flags().IntVar(&o.seeds, "seeds", 200, "seeds per scenario")
+	c.Flags().IntVar(&o.parallel, "parallel", 0, "runs at once (0: one per CPU)")
+	c.Flags().BoolVar(&o.failOnTargets, "fail-on-targets", false, "exit 1 when a target is missed")
+	_ = c.MarkFlagRequired("scenarios")
+	return c
+}
+
+func (o *benchOptions) run(ctx context.Context, g *globals, log *slog.Logger) error {
+	scs, err := sim.LoadScenarios(o.scenarios)
+	if err != nil {
+		return err
+	}
+	if o.seeds < 1 {
+		return fmt.Errorf("--seeds must be at least 1, got %d", o.seeds)
+	}
+	seeds := make([]uint64, o.seeds)
+	for i := range seeds {
+		seeds[i] = uint64(i + 1)
+	}
+	var order []string
+	var aa []*sim.Scenario
+	for _, sc := range scs {
+		order = append(order, sc.Name)
+		if sc.Name == "aa-identical" {
+			aa = append(aa, sc)
+		}
+	}
+	res := bench.Results{}
+	for _, p := range []struct {
+		policy, file string
+		scs          []*sim.Scenario
+	}{{bench.PolicyJudge, "judge.yaml", scs}, {bench.PolicyStrict, "judge-strict.yaml", aa}, {bench.PolicyBaseline, "seed-thresholds.yaml", scs}} {
+		if len(p.scs) == 0 {
+			continue
+		}
+		if err := o.runPolicy(ctx, g, log, res, p.policy, p.file, p.scs, seeds); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(g.stdout)
+	if ok := bench.Render(g.stdout, res, order, o.seeds); !ok && o.failOnTargets {
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+func (o *benchOptions) runPolicy(ctx context.Context, g *globals, log *slog.Logger, res bench.Results,
+	policy, file string, scs []*sim.Scenario, seeds []uint64) error {
+	planYAML, err := os.ReadFile(filepath.Join(o.plans, file))
+	if err != nil {
+		return fmt.Errorf("read plan: %w", err)
+	}
+	if _, err := canary.ParsePlan(planYAML); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	start := time.Now()
+	fmt.Fprintf(g.stderr, "bench: %s on %d scenarios × %d seeds…\n", policy, len(scs), len(seeds))
+	cfg := sim.Config{PlanYAML: planYAML, Logger: slog.New(slog.DiscardHandler),
+		Gates: func(src signals.Source) canary.GateEvaluator { return simGates(src, log) }}
+	results, err := sim.RunMany(ctx, cfg, scs, seeds, o.parallel)
+	if err != nil {
+		return fmt.Errorf("simulate %s: %w", policy, err)
+	}
+	for _, r := range results {
+		res.Add(policy, bench.Run{Scenario: r.Scenario, Seed: r.Seed, Expected: r.Expected, Outcome: r.Outcome,
+			DecidedAfter: r.DecidedAfterSeconds, CanaryRequests: r.CanaryRequests, DecidingGate: r.DecidingGate})
+	}
+	fmt.Fprintf(g.stderr, "bench: %s done in %s\n", policy, time.Since(start).Round(time.Second))
+	return nil
+}
