@@ -1,0 +1,210 @@
+// Package gpu reads GPU health from NVML: an inventory of the devices on
+// this host and per-device samples of memory, utilization, temperature,
+// power, clock event (throttle) reasons and uncorrected ECC errors.
+//
+// A Collector works over an injected nvml.Interface: nvml.New() in
+// production, go-nvml's mocks (pkg/nvml/mock/dgxh100 and friends) in tests.
+// On a host without the NVML library, Open fails cleanly with an error
+// wrapping ErrNVMLUnavailable.
+package gpu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+
+	"github.com/canarybot/canarybot/pkg/canary"
+)
+
+// Sentinel errors.
+var (
+	// ErrNVMLUnavailable marks a host where NVML cannot be used at all: the
+	// library is missing or the NVIDIA driver is not loaded. Open wraps it
+	// together with NVML's own nvml.Return, and marks it canary.Terminal.
+	ErrNVMLUnavailable = errors.New("NVML not available on this host")
+	// ErrNotOpen is returned by Inventory and Snapshot before Open
+	// succeeded or after Close.
+	ErrNotOpen = errors.New("gpu collector is not open")
+)
+
+// clockEventReasonsSymbol is the NVML function that replaced
+// nvmlDeviceGetCurrentClocksThrottleReasons in driver 535; older drivers
+// lack it, and calling a missing symbol would abort the process.
+const clockEventReasonsSymbol = "nvmlDeviceGetCurrentClocksEventReasons"
+
+// Clock tells the time at which a snapshot is taken. canary.SystemClock
+// and sim.Clock satisfy it.
+type Clock interface {
+	Now() time.Time
+}
+
+// Option configures a Collector.
+type Option func(*Collector)
+
+// WithClock sets the clock that stamps snapshots; canary.SystemClock by
+// default. A nil clock is ignored.
+func WithClock(c Clock) Option {
+	return func(col *Collector) {
+		if c != nil {
+			col.clock = c
+		}
+	}
+}
+
+// Collector reads GPU inventory and health samples through NVML. It is
+// safe for concurrent use; Close waits for reads in progress.
+type Collector struct {
+	lib   nvml.Interface
+	clock Clock
+
+	mu           sync.RWMutex
+	open         bool
+	eventReasons bool // the driver has clockEventReasonsSymbol
+}
+
+// NewCollector returns a Collector over lib, e.g. nvml.New(). It does not
+// touch NVML until Open.
+func NewCollector(lib nvml.Interface, opts ...Option) *Collector {
+	c := &Collector{lib: lib, clock: canary.SystemClock{}}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c
+}
+
+// Open initializes NVML. It is a no-op when already open. Without the
+// NVML library or driver it returns a terminal error wrapping both
+// ErrNVMLUnavailable and the nvml.Return, with the message "NVML not
+// available on this host: " followed by NVML's error string. Other
+// failures wrap the nvml.Return.
+func (c *Collector) Open(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open {
+		return nil
+	}
+	switch ret := c.lib.Init(); ret {
+	case nvml.SUCCESS:
+	case nvml.ERROR_LIBRARY_NOT_FOUND, nvml.ERROR_DRIVER_NOT_LOADED:
+		return canary.Terminal(fmt.Errorf("%w: %w", ErrNVMLUnavailable, ret))
+	default:
+		return fmt.Errorf("nvml init: %w", ret)
+	}
+	c.open = true
+	c.eventReasons = c.lib.Extensions().LookupSymbol(clockEventReasonsSymbol) == nil
+	return nil
+}
+
+// Close shuts NVML down. It is a no-op when not open.
+func (c *Collector) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.open {
+		return nil
+	}
+	c.open = false
+	if ret := c.lib.Shutdown(); ret != nvml.SUCCESS {
+		return fmt.Errorf("nvml shutdown: %w", ret)
+	}
+	return nil
+}
+
+// Device identifies one GPU.
+type Device struct {
+	// Index is NVML's device index, 0-based.
+	Index int `json:"index"`
+	// UUID is the device's stable identity, e.g. "GPU-8c3f…".
+	UUID string `json:"uuid"`
+	// Name is the product name, e.g. "NVIDIA H100 80GB HBM3".
+	Name string `json:"name"`
+	// MemoryTotalBytes is the framebuffer size; 0 when the device does not
+	// report memory (nvml.ERROR_NOT_SUPPORTED).
+	MemoryTotalBytes uint64 `json:"memoryTotalBytes"`
+}
+
+// Inventory lists the GPUs on this host in index order. A device that
+// cannot be read is left out and its error, naming the device index and
+// the NVML call, is joined into the returned error, so that the other
+// devices are still returned. Failing to count devices, or a done ctx,
+// returns no devices.
+func (c *Collector) Inventory(ctx context.Context) ([]Device, error) {
+	var devices []Device
+	errs, err := c.eachDevice(ctx, func(i int, dev nvml.Device) error {
+		d, err := inventoryDevice(i, dev)
+		if err == nil {
+			devices = append(devices, d)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return devices, errors.Join(errs...)
+}
+
+// eachDevice calls fn with the handle of every device while holding the
+// collector open. It returns the per-device errors, and separately an
+// error that stopped it: not open, the device count, or a done ctx.
+func (c *Collector) eachDevice(ctx context.Context, fn func(i int, dev nvml.Device) error) ([]error, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if !c.open {
+		return nil, ErrNotOpen
+	}
+	n, ret := c.lib.DeviceGetCount()
+	if ret != nvml.SUCCESS {
+		return nil, fmt.Errorf("get device count: %w", ret)
+	}
+	var errs []error
+	for i := range n {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		dev, ret := c.lib.DeviceGetHandleByIndex(i)
+		if ret != nvml.SUCCESS {
+			errs = append(errs, fmt.Errorf("device %d: get handle: %w", i, ret))
+			continue
+		}
+		if err := fn(i, dev); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs, nil
+}
+
+// inventoryDevice reads the identity of device i.
+func inventoryDevice(i int, dev nvml.Device) (Device, error) {
+	uuid, name, err := identity(i, dev)
+	if err != nil {
+		return Device{}, err
+	}
+	d := Device{Index: i, UUID: uuid, Name: name}
+	mem, err := memoryUsage(i, dev)
+	if err != nil {
+		return Device{}, err
+	}
+	if mem != nil {
+		d.MemoryTotalBytes = mem.TotalBytes
+	}
+	return d, nil
+}
+
+// identity reads the UUID and name of device i; both are required.
+func identity(i int, dev nvml.Device) (uuid, name string, err error) {
+	uuid, ret := dev.GetUUID()
+	if ret != nvml.SUCCESS {
+		return "", "", fmt.Errorf("device %d: get uuid: %w", i, ret)
+	}
+	name, ret = dev.GetName()
+	if ret != nvml.SUCCESS {
+		return "", "", fmt.Errorf("device %d: get name: %w", i, ret)
+	}
+	return uuid, name, nil
+}

@@ -1,0 +1,200 @@
+package gpu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+)
+
+// DeviceSample is one reading of one GPU's health. A pointer field is nil
+// when the device does not support that metric (nvml.ERROR_NOT_SUPPORTED,
+// e.g. ECC counters on a GPU with ECC disabled).
+type DeviceSample struct {
+	// Index is NVML's device index, 0-based.
+	Index int `json:"index"`
+	// UUID is the device's stable identity.
+	UUID string `json:"uuid"`
+	// Name is the product name.
+	Name string `json:"name"`
+	// Time is when the snapshot was taken, from the collector's clock.
+	Time time.Time `json:"time"`
+
+	// Memory is the framebuffer use.
+	Memory *MemoryUsage `json:"memory,omitempty"`
+	// UtilizationPercent is the share of the last sample period in which
+	// a kernel was running, 0 to 100.
+	UtilizationPercent *uint32 `json:"utilizationPercent,omitempty"`
+	// TemperatureC is the GPU die temperature in degrees Celsius.
+	TemperatureC *uint32 `json:"temperatureC,omitempty"`
+	// PowerWatts is the board's power draw.
+	PowerWatts *float64 `json:"powerWatts,omitempty"`
+	// ClockEventReasons is the bitmask of reasons the clocks are held
+	// below their maximum (NVML's clock event, formerly throttle, reasons).
+	ClockEventReasons *ClockEventReasons `json:"clockEventReasons,omitempty"`
+	// ClockEventReasonNames decodes ClockEventReasons, e.g.
+	// ["SwPowerCap", "HwSlowdown"]; empty when no reason is set.
+	ClockEventReasonNames []string `json:"clockEventReasonNames,omitempty"`
+	// ECCUncorrectedVolatile counts uncorrected memory errors since the
+	// driver was last loaded.
+	ECCUncorrectedVolatile *uint64 `json:"eccUncorrectedVolatile,omitempty"`
+	// ECCUncorrectedAggregate counts uncorrected memory errors over the
+	// device's lifetime.
+	ECCUncorrectedAggregate *uint64 `json:"eccUncorrectedAggregate,omitempty"`
+}
+
+// MemoryUsage is a device's framebuffer use in bytes.
+type MemoryUsage struct {
+	// UsedBytes is allocated framebuffer memory, including what the
+	// driver reserves.
+	UsedBytes uint64 `json:"usedBytes"`
+	// TotalBytes is the framebuffer size.
+	TotalBytes uint64 `json:"totalBytes"`
+}
+
+// UsedFraction is UsedBytes / TotalBytes, or 0 when TotalBytes is 0.
+func (m MemoryUsage) UsedFraction() float64 {
+	if m.TotalBytes == 0 {
+		return 0
+	}
+	return float64(m.UsedBytes) / float64(m.TotalBytes)
+}
+
+// Snapshot samples every GPU on this host, in index order, all stamped
+// with one time from the collector's clock. A device whose read fails is
+// left out and its error, naming the device index and the NVML call and
+// wrapping the nvml.Return (so errors.Is(err, nvml.ERROR_GPU_IS_LOST)
+// works), is joined into the returned error; the other devices' samples
+// are still returned. Failing to count devices, or a done ctx, returns
+// no samples.
+func (c *Collector) Snapshot(ctx context.Context) ([]DeviceSample, error) {
+	now := c.clock.Now()
+	var samples []DeviceSample
+	errs, err := c.eachDevice(ctx, func(i int, dev nvml.Device) error {
+		s, err := sampleDevice(i, dev, c.eventReasons)
+		if err == nil {
+			s.Time = now
+			samples = append(samples, s)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return samples, errors.Join(errs...)
+}
+
+// sampleDevice reads every metric of device i, stopping at the first
+// error. eventReasons selects the clock event reasons call over the
+// deprecated throttle reasons one.
+func sampleDevice(i int, dev nvml.Device, eventReasons bool) (DeviceSample, error) {
+	s := DeviceSample{Index: i}
+	var err error
+	if s.UUID, s.Name, err = identity(i, dev); err != nil {
+		return s, err
+	}
+	reads := []func() error{
+		func() (err error) { s.Memory, err = memoryUsage(i, dev); return err },
+		func() (err error) { s.UtilizationPercent, err = utilization(i, dev); return err },
+		func() (err error) { s.TemperatureC, err = temperature(i, dev); return err },
+		func() (err error) { s.PowerWatts, err = powerWatts(i, dev); return err },
+		func() (err error) { s.ClockEventReasons, err = clockEventReasons(i, dev, eventReasons); return err },
+		func() (err error) {
+			s.ECCUncorrectedVolatile, err = uncorrectedECC(i, dev, nvml.VOLATILE_ECC, "volatile")
+			return err
+		},
+		func() (err error) {
+			s.ECCUncorrectedAggregate, err = uncorrectedECC(i, dev, nvml.AGGREGATE_ECC, "aggregate")
+			return err
+		},
+	}
+	for _, read := range reads {
+		if err := read(); err != nil {
+			return s, err
+		}
+	}
+	if s.ClockEventReasons != nil {
+		s.ClockEventReasonNames = s.ClockEventReasons.Names()
+	}
+	return s, nil
+}
+
+// optional turns an NVML result into a metric: the value on success, nil
+// when the device does not support it, otherwise an error naming device i
+// and call and wrapping ret.
+func optional[T any](i int, call string, v T, ret nvml.Return) (*T, error) {
+	switch ret {
+	case nvml.SUCCESS:
+		return &v, nil
+	case nvml.ERROR_NOT_SUPPORTED:
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("device %d: %s: %w", i, call, ret)
+	}
+}
+
+// memoryUsage reads the framebuffer use of device i.
+func memoryUsage(i int, dev nvml.Device) (*MemoryUsage, error) {
+	mem, ret := dev.GetMemoryInfo()
+	m, err := optional(i, "get memory info", mem, ret)
+	if m == nil {
+		return nil, err
+	}
+	return &MemoryUsage{UsedBytes: m.Used, TotalBytes: m.Total}, nil
+}
+
+// utilization reads the GPU utilization percentage of device i.
+func utilization(i int, dev nvml.Device) (*uint32, error) {
+	u, ret := dev.GetUtilizationRates()
+	r, err := optional(i, "get utilization rates", u, ret)
+	if r == nil {
+		return nil, err
+	}
+	return &r.Gpu, nil
+}
+
+// temperature reads the GPU die temperature of device i in °C. go-nvml
+// marks GetTemperature deprecated for GetTemperatureV, which drivers
+// before 565 lack; GetTemperature works on all.
+func temperature(i int, dev nvml.Device) (*uint32, error) {
+	t, ret := dev.GetTemperature(nvml.TEMPERATURE_GPU)
+	return optional(i, "get temperature", t, ret)
+}
+
+// powerWatts reads the power draw of device i; NVML reports milliwatts.
+func powerWatts(i int, dev nvml.Device) (*float64, error) {
+	mw, ret := dev.GetPowerUsage()
+	p, err := optional(i, "get power usage", mw, ret)
+	if p == nil {
+		return nil, err
+	}
+	w := float64(*p) / 1000
+	return &w, nil
+}
+
+// clockEventReasons reads the current clock event reasons of device i,
+// through the throttle reasons call on drivers older than 535.
+func clockEventReasons(i int, dev nvml.Device, eventReasons bool) (*ClockEventReasons, error) {
+	var (
+		bits uint64
+		ret  nvml.Return
+		call string
+	)
+	if eventReasons {
+		bits, ret = dev.GetCurrentClocksEventReasons()
+		call = "get clock event reasons"
+	} else {
+		bits, ret = dev.GetCurrentClocksThrottleReasons()
+		call = "get clock throttle reasons"
+	}
+	return optional(i, call, ClockEventReasons(bits), ret)
+}
+
+// uncorrectedECC reads the uncorrected memory error count of device i
+// for one counter type; kind names it in errors.
+func uncorrectedECC(i int, dev nvml.Device, counter nvml.EccCounterType, kind string) (*uint64, error) {
+	n, ret := dev.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_UNCORRECTED, counter)
+	return optional(i, "get "+kind+" uncorrected ECC errors", n, ret)
+}
