@@ -66,6 +66,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 	root.AddCommand(newValidate(g), newStatus(g), newDemo(g), newReconcile(g), newVersion(g))
 	root.AddCommand(newSimulate(g))
+	root.AddCommand(newRetry(g))
 	root.AddCommand(newBench(g))
 	return root
 }

@@ -15,6 +15,9 @@ import (
 	"github.com/canarybot/canarybot/pkg/gates"
 	"github.com/canarybot/canarybot/pkg/gitops"
 	"github.com/canarybot/canarybot/pkg/kustomize"
+	"github.com/canarybot/canarybot/pkg/registry"
+	"github.com/canarybot/canarybot/pkg/registry/mlflow"
+	"github.com/canarybot/canarybot/pkg/registry/notify"
 	"github.com/canarybot/canarybot/pkg/registry/oci"
 )
 
@@ -25,6 +28,7 @@ type reconcileOptions struct {
 	argoTokenEnv                         string
 	registryInsecure, autoApprove, once  bool
 	poll                                 time.Duration
+	hooks                                hookOptions
 }
 
 func newReconcile(g *globals) *cobra.Command {
@@ -57,6 +61,9 @@ func newReconcile(g *globals) *cobra.Command {
 	f.BoolVar(&o.autoApprove, "auto-approve", false, "approve pause-until-approved steps without a reviewer")
 	f.BoolVar(&o.once, "once", false, "run one reconcile and exit")
 	f.DurationVar(&o.poll, "poll", 30*time.Second, "longest wait between reconciles")
+	f.StringVar(&o.hooks.listen, "listen", "", "serve registry webhooks on this address (/hooks/registry, /hooks/mlflow)")
+	f.StringVar(&o.hooks.registryToken, "registry-webhook-token-env", "", "environment variable holding the bearer token Docker Distribution sends")
+	f.StringVar(&o.hooks.mlflowSecretEnv, "mlflow-webhook-secret-env", "", "environment variable holding the MLflow webhook secret")
 	for _, req := range []string{"repo", "dir", "plan", "prometheus", "argocd-server"} {
 		_ = c.MarkFlagRequired(req)
 	}
@@ -96,9 +103,12 @@ func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, out io.Wri
 		Sync:      &argocd.Waiter{Source: argo, Contains: repo.Contains},
 		Gates:     gates.ForPrometheus(q, log),
 		Approvals: &flagApprovals{auto: o.autoApprove, log: log},
-		Artifacts: oci.NewWatcher(append(ociOpts, oci.WithLogger(log))...),
-		Stable:    renderer.Stable,
-		Clock:     canary.SystemClock{}, Log: log, Poll: o.poll, MinPoll: time.Second,
+		Artifacts: registry.Sources{
+			OCI:    oci.NewWatcher(append(ociOpts, oci.WithLogger(log))...),
+			MLflow: mlflow.NewWatcher(mlflow.WithLogger(log)),
+		},
+		Stable: renderer.Stable,
+		Clock:  canary.SystemClock{}, Log: log, Poll: o.poll, MinPoll: time.Second,
 	}
 	if o.once {
 		r, err := eng.Tick(ctx)
@@ -107,6 +117,23 @@ func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, out io.Wri
 		}
 		fmt.Fprintf(out, "%s: %s (%s)\n", r.Plan, r.Decision.Action, r.Decision.Reason)
 		return nil
+	}
+	if o.hooks.listen != "" {
+		plan, err := currentPlan(ctx, repo, o.plan)
+		if err != nil {
+			return err
+		}
+		waker := notify.NewWaker()
+		eng.Wake = waker.C()
+		errc := make(chan error, 1)
+		go func() { errc <- serveHooks(ctx, o.hooks, plan, waker.Wake, log) }()
+		select {
+		case err := <-errc:
+			if err != nil {
+				return err
+			}
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	return eng.Run(ctx)
 }

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/canarybot/canarybot/pkg/canary"
 )
 
 // FuzzParse checks that Parse never panics, accepts only pinned references,
@@ -52,7 +50,7 @@ func FuzzParse(f *testing.F) {
 			if r != (Ref{}) {
 				t.Fatalf("Parse(%q) returned %#v with error %v", s, r, err)
 			}
-			if !errors.Is(err, ErrInvalid) && !errors.Is(err, canary.ErrMutableReference) {
+			if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrMutable) {
 				t.Fatalf("Parse(%q) error %v is neither ErrInvalid nor ErrMutableReference", s, err)
 			}
 			return

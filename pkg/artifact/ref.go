@@ -11,8 +11,12 @@
 //
 // A reference that names content which can change later (an OCI tag, an
 // MLflow alias or stage, an unversioned object, a Hugging Face repo) is
-// rejected with an error wrapping canary.ErrMutableReference, whose message
-// says why and how to pin it.
+// rejected with an error wrapping ErrMutable, whose message says why and how
+// to pin it.
+//
+// The package is a leaf: it imports only the standard library, so that the
+// core (pkg/canary) can validate plans with it. canary.ErrMutableReference is
+// ErrMutable.
 package artifact
 
 import (
@@ -21,8 +25,6 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/canarybot/canarybot/pkg/canary"
 )
 
 // MaxLen is the longest reference Parse accepts, in bytes.
@@ -39,12 +41,15 @@ const (
 	SchemeGCS    Scheme = "gs"
 )
 
-// ErrInvalid marks a reference that is malformed, as opposed to one that is
-// well formed but mutable.
-var ErrInvalid = errors.New("invalid artifact reference")
+// Sentinel errors. ErrInvalid marks a reference that is malformed; ErrMutable
+// one that is well formed but names content that can change.
+var (
+	ErrInvalid = errors.New("invalid artifact reference")
+	ErrMutable = errors.New("artifact reference is mutable")
+)
 
 // MutableError says why a well-formed reference is not pinned. It wraps
-// canary.ErrMutableReference.
+// ErrMutable.
 type MutableError struct {
 	// Ref is the reference as given.
 	Ref string
@@ -56,8 +61,8 @@ func (e *MutableError) Error() string {
 	return fmt.Sprintf("artifact reference %s is mutable: %s", quote(e.Ref), e.Reason)
 }
 
-// Unwrap returns canary.ErrMutableReference.
-func (e *MutableError) Unwrap() error { return canary.ErrMutableReference }
+// Unwrap returns ErrMutable.
+func (e *MutableError) Unwrap() error { return ErrMutable }
 
 // Ref is a parsed reference. It is comparable with ==; Parse returns only
 // pinned, canonical Refs.
@@ -151,7 +156,7 @@ func unpinnableReason(scheme string) string {
 }
 
 // Parse reads a pinned artifact reference. A mutable reference yields a
-// *MutableError (errors.Is canary.ErrMutableReference); a malformed one an
+// *MutableError (errors.Is ErrMutable); a malformed one an
 // error wrapping ErrInvalid.
 func Parse(s string) (Ref, error) {
 	if err := checkText(s); err != nil {

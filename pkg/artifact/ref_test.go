@@ -4,8 +4,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/canarybot/canarybot/pkg/canary"
 )
 
 const (
@@ -89,7 +87,7 @@ func TestParseMutable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
 			_, err := Parse(tt.in)
-			if !errors.Is(err, canary.ErrMutableReference) {
+			if !errors.Is(err, ErrMutable) {
 				t.Fatalf("Parse error = %v, want ErrMutableReference", err)
 			}
 			var me *MutableError
@@ -162,7 +160,7 @@ func TestParseInvalid(t *testing.T) {
 			if !errors.Is(err, ErrInvalid) {
 				t.Errorf("error %v does not wrap ErrInvalid", err)
 			}
-			if errors.Is(err, canary.ErrMutableReference) {
+			if errors.Is(err, ErrMutable) {
 				t.Errorf("malformed input reported as mutable: %v", err)
 			}
 			if !strings.Contains(err.Error(), tt.why) {

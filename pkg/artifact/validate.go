@@ -233,3 +233,7 @@ func checkKey(k string) error {
 func isLowerAlnum(c rune) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
 
 func isAlnum(c rune) bool { return isLowerAlnum(c) || c >= 'A' && c <= 'Z' }
+
+// CheckMLflowName validates a registered model name as models:/ references
+// accept it: letters and digits, then also '.', '_' and '-', at most 256.
+func CheckMLflowName(n string) error { return checkMLflowName(n) }

@@ -84,10 +84,12 @@ func decideIdle(plan *CanaryPlan, s StateStatus, obs Observations) Decision {
 	switch {
 	case c == nil:
 		return wait("no new artifact")
-	case c.URI == s.Stable.URI:
+	case c.Same(s.Stable):
 		return wait(fmt.Sprintf("%s is already stable", c.URI))
 	case s.IsFailed(c.URI):
 		return wait(fmt.Sprintf("%s was reverted before; not proposing it again", c.URI))
+	case movedTag(*c, s) != "":
+		return wait(movedTag(*c, s))
 	case !obs.Sync.Ready:
 		return wait("waiting for the last transition to sync: " + obs.Sync.Reason)
 	}
@@ -115,7 +117,7 @@ func decideProgressing(plan *CanaryPlan, s StateStatus, obs Observations, now ti
 		return d
 	}
 	if c := obs.Candidate; plan.Spec.Concurrency == ConcurrencySupersede && c != nil &&
-		c.URI != s.Candidate.URI && c.URI != s.Stable.URI && !s.IsFailed(c.URI) {
+		c.URI != s.Candidate.URI && c.URI != s.Stable.URI && !s.IsFailed(c.URI) && movedTag(*c, s) == "" {
 		return start(plan, *c, fmt.Sprintf("superseded by %s", label(*c)))
 	}
 	if d, ok := decideSync(plan, s, obs.Sync, now); !ok {

@@ -176,6 +176,20 @@ func TestDecide(t *testing.T) {
 		{name: "supersede restarts with the newer artifact", plan: testPlan(func(p *CanaryPlan) { p.Spec.Concurrency = ConcurrencySupersede }),
 			state: state(PhaseProgressing, 3), obs: Observations{Sync: synced, Candidate: &v3},
 			action: ActStart, step: 0, weight: 10, reason: "superseded by v3"},
+		{name: "a moved stable tag is reported, not deployed", state: state(PhaseIdle, 0),
+			obs:    Observations{Candidate: &v1moved, Sync: synced},
+			action: ActWait, reason: "tag v1 moved from sha256:" + strings.Repeat("1", 64) + " to sha256:" + strings.Repeat("9", 64) + "; not deploying a moved tag"},
+		{name: "a moved tag of a reverted version is not deployed", state: state(PhaseReverted, 0, func(s *StateStatus) { s.Failed = []Artifact{v2} }),
+			obs: Observations{Candidate: &v2moved, Sync: synced}, action: ActWait, reason: "tag v2 moved from sha256:" + strings.Repeat("2", 64)},
+		{name: "supersede does not restart on a moved tag of the running candidate", plan: testPlan(func(p *CanaryPlan) { p.Spec.Concurrency = ConcurrencySupersede }),
+			state: state(PhaseProgressing, 0), obs: Observations{Sync: synced, Candidate: &v2moved},
+			action: ActAdvance, step: 1, weight: 10},
+		{name: "an MLflow version stored where the stable points is already stable",
+			state:  state(PhaseIdle, 0, func(s *StateStatus) { s.Stable = Artifact{URI: mlflow7.StorageURI} }),
+			obs:    Observations{Candidate: &mlflow7, Sync: synced},
+			action: ActWait, reason: "already stable"},
+		{name: "queue: with v3 offered too, the running v2 finishes first", state: state(PhaseProgressing, 5),
+			obs: Observations{Sync: synced, Candidate: &v3}, action: ActPromote, step: 5, weight: 100},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,6 +3,8 @@ package canary
 import (
 	"errors"
 	"fmt"
+
+	"github.com/canarybot/canarybot/pkg/artifact"
 )
 
 // Sentinel errors.
@@ -14,7 +16,8 @@ var (
 	// ErrHumanOwned marks an attempt to write a file the bot does not own.
 	ErrHumanOwned = errors.New("file is not owned by canarybot")
 	// ErrMutableReference marks an artifact reference that is not pinned.
-	ErrMutableReference = errors.New("artifact reference is mutable")
+	// It is artifact.ErrMutable, which artifact.Parse's errors wrap.
+	ErrMutableReference = artifact.ErrMutable
 )
 
 // TerminalError is an error that retrying cannot fix.

@@ -83,16 +83,66 @@ type ModelSpec struct {
 
 // SourceSpec is exactly one registry kind.
 type SourceSpec struct {
-	OCI *OCISource `json:"oci,omitempty"`
+	OCI    *OCISource    `json:"oci,omitempty"`
+	MLflow *MLflowSource `json:"mlflow,omitempty"`
+	Static *StaticSource `json:"static,omitempty"`
 }
+
+// OCI tag policies: which tag of a repository is the newest version.
+const (
+	// OCIPolicySemver picks the highest semantic version within Semver.
+	OCIPolicySemver = "semver"
+	// OCIPolicyRegex picks, among tags matching TagRegex, the one whose
+	// first capture group (or whole tag) is highest: as numbers when both
+	// are decimal, else byte-wise.
+	OCIPolicyRegex = "regex"
+	// OCIPolicyLatest picks the tag whose manifest was created last, by
+	// CreatedAnnotation, else by its config's "created" field.
+	OCIPolicyLatest = "latest"
+)
 
 // OCISource watches an OCI repository. Tags only select versions; every
 // proposed artifact is pinned by digest.
 type OCISource struct {
 	// Repository is host/path, without a scheme, tag or digest.
 	Repository string `json:"repository"`
-	// Semver is a version constraint over tags, e.g. ">=1.0.0".
+	// Policy is semver (default), regex or latest; see OCIPolicySemver.
+	Policy string `json:"policy,omitempty"`
+	// Semver is a version constraint over tags, e.g. ">=1.0.0" (policy
+	// semver only).
 	Semver string `json:"semver,omitempty"`
+	// TagRegex is an RE2 pattern a tag must match. Policy regex requires
+	// it; with semver and latest it narrows the tags considered.
+	TagRegex string `json:"tagRegex,omitempty"`
+	// CreatedAnnotation is the manifest annotation holding an RFC 3339
+	// creation time (policy latest); org.opencontainers.image.created when
+	// empty.
+	CreatedAnnotation string `json:"createdAnnotation,omitempty"`
+}
+
+// MLflowSource watches an MLflow Model Registry. Each proposed artifact is
+// pinned by version number (models:/<model>/<version>); its storage
+// location, which the serving runtime loads, is resolved with MLflow's
+// get-download-uri and recorded as Artifact.StorageURI.
+type MLflowSource struct {
+	// TrackingURI is the MLflow server's base URL, http(s)://host[/prefix].
+	TrackingURI string `json:"trackingURI"`
+	// Model is the registered model's name.
+	Model string `json:"model"`
+	// Alias, when set, proposes the version the alias (e.g. challenger)
+	// points at; otherwise the highest READY version is proposed.
+	Alias string `json:"alias,omitempty"`
+	// RequireTags: a version qualifies only when it carries each tag with
+	// exactly that value, e.g. validation_status: approved.
+	RequireTags map[string]string `json:"requireTags,omitempty"`
+}
+
+// StaticSource proposes exactly one artifact, which must be pinned (an OCI
+// digest, an S3 versionId or a GCS generation).
+type StaticSource struct {
+	URI string `json:"uri"`
+	// Version labels the artifact in commits and status; optional.
+	Version string `json:"version,omitempty"`
 }
 
 // TrafficSpec chooses how traffic is split between stable and canary.

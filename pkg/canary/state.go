@@ -13,14 +13,36 @@ const (
 
 // Artifact is a pinned model artifact.
 type Artifact struct {
-	// URI is immutable: oci://repo@sha256:…
+	// URI is immutable: oci://repo@sha256:…, models:/name/7, …; it is the
+	// artifact's identity in the state, trailers and failed list.
 	URI string `json:"uri"`
 	// Version is the human label the artifact was found under, e.g. a tag.
 	Version string `json:"version,omitempty"`
+	// StorageURI, when set, is where the serving runtime loads the bytes
+	// from because URI names a registry entry it cannot read (an MLflow
+	// version's s3:// or gs:// location). It is what the overlay's
+	// storageUri gets.
+	StorageURI string `json:"storageURI,omitempty"`
 }
 
 // IsZero reports whether no artifact is set.
 func (a Artifact) IsZero() bool { return a.URI == "" }
+
+// Location is what the overlay's storageUri is set to: StorageURI when
+// set, else URI.
+func (a Artifact) Location() string {
+	if a.StorageURI != "" {
+		return a.StorageURI
+	}
+	return a.URI
+}
+
+// Same reports whether a and b name the same content: the same URI, or one
+// is a registry entry stored where the other (say, a stable artifact read
+// back from the overlay) points.
+func (a Artifact) Same(b Artifact) bool {
+	return a.URI != "" && (a.URI == b.URI || a.Location() == b.Location())
+}
 
 // RolloutState is the bot's state for one plan. It is stored in Git at
 // .canarybot/state/<plan>.yaml, in the same commit as the overlay change.

@@ -55,7 +55,7 @@ func Apply(plan *CanaryPlan, st *RolloutState, d Decision, now time.Time) *Rollo
 // DesiredOf is the traffic split a state asks the overlay to express.
 func DesiredOf(st *RolloutState) Desired {
 	s := st.Status
-	return Desired{Stable: s.Stable.URI, Canary: s.Candidate.URI, CanaryWeight: s.Weight}
+	return Desired{Stable: s.Stable.Location(), Canary: s.Candidate.Location(), CanaryWeight: s.Weight}
 }
 
 // CommitMessage builds the subject, body and trailers of a transition.

@@ -25,6 +25,9 @@ func (p *CanaryPlan) Default() {
 	if s.Concurrency == "" {
 		s.Concurrency = ConcurrencyQueue
 	}
+	if o := s.Model.Source.OCI; o != nil && o.Policy == "" {
+		o.Policy = OCIPolicySemver
+	}
 	if s.ArgoCD.SyncTimeout == nil {
 		s.ArgoCD.SyncTimeout = D(DefaultSyncTimeout)
 	}
@@ -132,24 +135,6 @@ func CheckRepoPath(p string) error {
 		return fmt.Errorf("must stay inside the repo and out of .git, got %q", p)
 	}
 	return nil
-}
-
-func validateSource(src SourceSpec, add addFunc) {
-	if src.OCI == nil {
-		add("spec.model.source", "exactly one source is required (oci)")
-		return
-	}
-	repo := src.OCI.Repository
-	switch {
-	case repo == "":
-		add("spec.model.source.oci.repository", "is required")
-	case strings.Contains(repo, "://"):
-		add("spec.model.source.oci.repository", "must be host/path without a scheme, got %q", repo)
-	case strings.ContainsAny(repo, "@ \t") || strings.Contains(repo[strings.LastIndex(repo, "/")+1:], ":"):
-		add("spec.model.source.oci.repository", "must name a repository, without a tag or digest, got %q", repo)
-	case !strings.Contains(repo, "/"):
-		add("spec.model.source.oci.repository", "must be host/path, got %q", repo)
-	}
 }
 
 func validateTraffic(t TrafficSpec, add addFunc) {

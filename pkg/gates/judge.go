@@ -224,20 +224,23 @@ func testIntervals(s *signals.Series, from time.Time) []*signals.Interval {
 	return out
 }
 
-// medianBucket is the index of the bucket holding the median.
+// medianBucket is the index k of the bucket whose upper bound splits the
+// observations closest to half and half: events are then observations
+// above bound k, about half of stable's, which is where the test learns
+// most per request.
 func medianBucket(counts []float64) (int, bool) {
 	total := signals.Sum(counts)
 	if total <= 0 {
 		return 0, false
 	}
-	cum := 0.0
-	for k, c := range counts {
+	best, bestGap, cum := 0, math.Inf(1), 0.0
+	for k, c := range counts[:max(len(counts)-1, 1)] {
 		cum += c
-		if cum >= total/2 {
-			return k, true
+		if gap := math.Abs(cum/total - 0.5); gap < bestGap {
+			best, bestGap = k, gap
 		}
 	}
-	return len(counts) - 1, true
+	return best, true
 }
 
 // above counts observations in buckets after k.

@@ -232,3 +232,18 @@ func TestPSI(t *testing.T) {
 		t.Errorf("identical PSI = %g", v)
 	}
 }
+
+func TestMedianBucketSplitsClosestToHalf(t *testing.T) {
+	for _, tc := range []struct {
+		counts []float64
+		want   int
+	}{
+		{[]float64{49, 31, 20}, 0}, // 49% at or below bound 0: closer to half than 80%
+		{[]float64{10, 30, 60}, 1},
+		{[]float64{0, 0, 5}, 0},
+	} {
+		if k, ok := medianBucket(tc.counts); !ok || k != tc.want {
+			t.Errorf("medianBucket(%v) = %d, want %d", tc.counts, k, tc.want)
+		}
+	}
+}

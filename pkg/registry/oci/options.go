@@ -57,6 +57,20 @@ func WithBasicAuth(username, password string) Option {
 	return func(o *options) { o.auth = &authn.Basic{Username: username, Password: password} }
 }
 
+// WithBearerToken sends a registry bearer token (for example a GHCR or
+// Artifact Registry access token) as "Authorization: Bearer <token>".
+func WithBearerToken(token string) Option {
+	return func(o *options) { o.auth = &authn.Bearer{Token: token} }
+}
+
+// WithDockerConfig resolves credentials from the Docker config.json in dir
+// (the directory, as $DOCKER_CONFIG names it), including its credential
+// helpers. It is ignored when WithBasicAuth, WithBearerToken or
+// WithAuthenticator is given.
+func WithDockerConfig(dir string) Option {
+	return func(o *options) { o.keychain = dockerConfigKeychain{dir: dir} }
+}
+
 // WithAuthenticator authenticates with any go-containerregistry
 // authenticator.
 func WithAuthenticator(a authn.Authenticator) Option {

@@ -2,12 +2,13 @@ package oci
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
+	"sync"
+	"time"
 
-	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -18,32 +19,52 @@ import (
 )
 
 // Watcher implements canary.ArtifactSource over an OCI registry: it lists
-// the plan's repository's tags, keeps those that are semantic versions
-// within the plan's constraint, and proposes the highest, pinned by digest.
+// the plan's repository's tags, picks one by the plan's tag policy, and
+// proposes it pinned by digest. Tags only select; the digest is what the
+// plan, the state and every commit carry.
+//
+// A Watcher remembers the digest each tag last resolved to, and logs once
+// at Warn when a tag moves to another digest; canary.Decide reports such a
+// tag and never deploys it.
 type Watcher struct {
 	o *options
+
+	mu sync.Mutex
+	// seen maps "repository:tag" to the digest it last resolved to.
+	seen map[string]string
 }
 
 var _ canary.ArtifactSource = (*Watcher)(nil)
 
 // NewWatcher returns a Watcher. By default it is anonymous and logs nothing.
 func NewWatcher(opts ...Option) *Watcher {
-	return &Watcher{o: newOptions(opts)}
+	return &Watcher{o: newOptions(opts), seen: map[string]string{}}
 }
 
-// Latest returns the highest tag of plan.Spec.Model.Source.OCI.Repository
-// that satisfies its Semver constraint, as oci://host/path@sha256:…, or nil
-// when no tag does or the repository does not exist yet.
+// Latest returns the tag of plan.Spec.Model.Source.OCI.Repository that its
+// policy picks, as oci://host/path@sha256:… with the tag as Version, or nil
+// when no tag qualifies or the repository does not exist yet.
 //
-// Tags that are not semantic versions ("latest", "main") are ignored; a
-// leading "v" is allowed ("v1.2.3", and leniently "v2"). With no
-// constraint every release version qualifies. As in Masterminds/semver, a
-// prerelease tag qualifies only when the constraint names a prerelease.
-// When two tags are the same version ("1.0.0", "v1.0.0") the first in byte
-// order wins. A missing source, a bad repository name or a bad constraint is
-// a terminal error.
+// Policies (canary.OCIPolicy…), after tagRegex, when set, keeps only the
+// tags it matches:
+//
+//   - semver (default): the highest semantic version within the Semver
+//     constraint. Tags that are not versions ("latest", "main") are
+//     ignored; a leading "v" is allowed. As in Masterminds/semver, a
+//     prerelease qualifies only when the constraint names one. Of two tags
+//     with the same version ("1.0.0", "v1.0.0") the first in byte order wins.
+//   - regex: the highest first capture group of tagRegex (or whole tag),
+//     numerically when decimal; see highestByRegex.
+//   - latest: the newest by creation time, read from the manifest
+//     annotation CreatedAnnotation (default org.opencontainers.image.created,
+//     RFC 3339), else from the config blob's "created" field, as Docker
+//     image configs have. Tags with neither are ignored. At most
+//     MaxTimeLookups tags are inspected.
+//
+// A missing source, a bad repository name or a bad policy is a terminal
+// error.
 func (w *Watcher) Latest(ctx context.Context, plan *canary.CanaryPlan) (*canary.Artifact, error) {
-	repo, constraint, err := w.source(plan)
+	repo, sel, err := w.source(plan)
 	if err != nil {
 		return nil, err
 	}
@@ -55,78 +76,149 @@ func (w *Watcher) Latest(ctx context.Context, plan *canary.CanaryPlan) (*canary.
 	if err != nil {
 		return nil, fmt.Errorf("list tags of %s: %w", repo, err)
 	}
-	best, skipped := highest(tags, constraint)
-	w.o.logger.DebugContext(ctx, "listed tags", "repository", repo.String(),
-		"tags", len(tags), "ignored", skipped, "selected", best)
-	if best == "" {
-		return nil, nil
+	tag, digest, err := w.pick(ctx, repo, sel, tags)
+	if err != nil || tag == "" {
+		return nil, err
 	}
-	tag := repo.Tag(best)
-	digest, err := w.resolve(ctx, tag)
-	if err != nil {
-		return nil, fmt.Errorf("resolve %s: %w", tag, err)
-	}
-	ref := artifact.Ref{
-		Scheme: artifact.SchemeOCI,
-		Host:   repo.RegistryStr(),
-		Path:   repo.RepositoryStr(),
-		Digest: digest.String(),
-	}
+	ref := artifact.Ref{Scheme: artifact.SchemeOCI, Host: repo.RegistryStr(), Path: repo.RepositoryStr(), Digest: digest}
 	pinned, err := artifact.Parse(ref.String())
 	if err != nil {
-		return nil, fmt.Errorf("resolve %s: %w", tag, canary.Terminal(err))
+		return nil, fmt.Errorf("resolve %s: %w", repo.Tag(tag), canary.Terminal(err))
 	}
-	return &canary.Artifact{URI: pinned.String(), Version: best}, nil
+	w.noteDigest(ctx, repo, tag, digest)
+	return &canary.Artifact{URI: pinned.String(), Version: tag}, nil
+}
+
+// pick applies the policy to tags and returns the chosen tag and the
+// digest it points at now, or "" when none qualifies.
+func (w *Watcher) pick(ctx context.Context, repo name.Repository, sel selector, tags []string) (string, string, error) {
+	cands := sel.candidates(tags)
+	var best string
+	switch sel.policy {
+	case canary.OCIPolicyLatest:
+		return w.pickLatest(ctx, repo, sel, cands)
+	case canary.OCIPolicyRegex:
+		best = highestByRegex(cands, sel.filter)
+	default:
+		var skipped int
+		best, skipped = highestSemver(cands, sel.constraint)
+		w.o.logger.DebugContext(ctx, "listed tags", "repository", repo.String(), "tags", len(tags), "ignored", skipped)
+	}
+	w.o.logger.DebugContext(ctx, "selected tag", "repository", repo.String(), "policy", sel.policy, "tag", best)
+	if best == "" {
+		return "", "", nil
+	}
+	d, err := w.resolve(ctx, repo.Tag(best))
+	if err != nil {
+		return "", "", fmt.Errorf("resolve %s: %w", repo.Tag(best), err)
+	}
+	return best, d.String(), nil
+}
+
+// pickLatest reads each candidate's creation time and returns the newest,
+// pinned by the digest the time was read from.
+func (w *Watcher) pickLatest(ctx context.Context, repo name.Repository, sel selector, cands []string) (string, string, error) {
+	if len(cands) > MaxTimeLookups {
+		return "", "", fmt.Errorf("policy latest: %d tags of %s to inspect, over %d; narrow them with tagRegex",
+			len(cands), repo, MaxTimeLookups)
+	}
+	ts := make([]stamped, 0, len(cands))
+	for _, t := range cands {
+		s, err := w.created(ctx, repo.Tag(t), sel.annotation)
+		if err != nil {
+			return "", "", fmt.Errorf("read creation time of %s: %w", repo.Tag(t), err)
+		}
+		if s.created.IsZero() {
+			w.o.logger.DebugContext(ctx, "tag has no creation time; ignored", "repository", repo.String(), "tag", t)
+		}
+		ts = append(ts, s)
+	}
+	best, ok := newest(ts)
+	if !ok {
+		return "", "", nil
+	}
+	return best.tag, best.digest, nil
+}
+
+// created reads a tag's manifest and returns its creation time (zero when
+// it has none) with the manifest's digest.
+func (w *Watcher) created(ctx context.Context, tag name.Tag, annotation string) (stamped, error) {
+	desc, err := remote.Get(tag, w.o.remoteOptions(ctx)...)
+	if err != nil {
+		return stamped{}, err
+	}
+	s := stamped{tag: tag.TagStr(), digest: desc.Digest.String()}
+	var m struct {
+		Annotations map[string]string `json:"annotations"`
+		Config      *v1.Descriptor    `json:"config"`
+	}
+	if err := json.Unmarshal(desc.Manifest, &m); err != nil {
+		return stamped{}, canary.Terminal(fmt.Errorf("decode manifest %s: %w", desc.Digest, err))
+	}
+	if v, ok := m.Annotations[annotation]; ok {
+		if s.created, err = time.Parse(time.RFC3339, v); err != nil {
+			w.o.logger.DebugContext(ctx, "creation annotation is not RFC 3339; ignored", "tag", tag.String(),
+				"annotation", annotation, "value", v)
+		}
+		if !s.created.IsZero() {
+			return s, nil
+		}
+	}
+	if m.Config == nil || !desc.MediaType.IsImage() {
+		return s, nil
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return stamped{}, err
+	}
+	raw, err := img.RawConfigFile()
+	if err != nil {
+		return stamped{}, fmt.Errorf("read config of %s: %w", desc.Digest, err)
+	}
+	var cfg struct {
+		Created time.Time `json:"created"`
+	}
+	if json.Unmarshal(raw, &cfg) == nil {
+		s.created = cfg.Created
+	}
+	return s, nil
+}
+
+// noteDigest logs once when a tag resolves to another digest than before.
+func (w *Watcher) noteDigest(ctx context.Context, repo name.Repository, tag, digest string) {
+	key := repo.String() + ":" + tag
+	w.mu.Lock()
+	old, ok := w.seen[key]
+	w.seen[key] = digest
+	w.mu.Unlock()
+	if ok && old != digest {
+		w.o.logger.WarnContext(ctx, "tag moved to another digest; canarybot reports it and never deploys a moved tag",
+			"repository", repo.String(), "tag", tag, "from", old, "to", digest)
+	}
 }
 
 // source reads and validates the plan's OCI source.
-func (w *Watcher) source(plan *canary.CanaryPlan) (name.Repository, *semver.Constraints, error) {
+func (w *Watcher) source(plan *canary.CanaryPlan) (name.Repository, selector, error) {
 	if plan == nil || plan.Spec.Model.Source.OCI == nil {
 		planName := ""
 		if plan != nil {
 			planName = plan.Metadata.Name
 		}
-		return name.Repository{}, nil, canary.Terminal(fmt.Errorf(
+		return name.Repository{}, selector{}, canary.Terminal(fmt.Errorf(
 			"%w: plan %q has no spec.model.source.oci", canary.ErrInvalidPlan, planName))
 	}
 	src := plan.Spec.Model.Source.OCI
 	repo, err := name.NewRepository(src.Repository, w.o.nameOptions()...)
 	if err != nil {
-		return name.Repository{}, nil, canary.Terminal(fmt.Errorf(
+		return name.Repository{}, selector{}, canary.Terminal(fmt.Errorf(
 			"%w: plan %q: repository %q: %w", canary.ErrInvalidPlan, plan.Metadata.Name, src.Repository, err))
 	}
-	expr := src.Semver
-	if expr == "" {
-		expr = "*"
-	}
-	c, err := semver.NewConstraint(expr)
+	sel, err := newSelector(src)
 	if err != nil {
-		return name.Repository{}, nil, canary.Terminal(fmt.Errorf(
-			"%w: plan %q: semver constraint %q: %w", canary.ErrInvalidPlan, plan.Metadata.Name, src.Semver, err))
+		return name.Repository{}, selector{}, canary.Terminal(fmt.Errorf(
+			"%w: plan %q: %w", canary.ErrInvalidPlan, plan.Metadata.Name, err))
 	}
-	return repo, c, nil
-}
-
-// highest returns the tag with the highest version satisfying c, or "",
-// and how many tags were not semantic versions.
-func highest(tags []string, c *semver.Constraints) (best string, skipped int) {
-	sorted := append([]string(nil), tags...)
-	sort.Strings(sorted)
-	var bestV *semver.Version
-	for _, t := range sorted {
-		v, err := semver.NewVersion(t)
-		if err != nil {
-			skipped++
-			continue
-		}
-		if !c.Check(v) {
-			continue
-		}
-		if bestV == nil || v.GreaterThan(bestV) {
-			best, bestV = t, v
-		}
-	}
-	return best, skipped
+	return repo, sel, nil
 }
 
 // resolve returns the manifest digest a tag points at now. It asks with
