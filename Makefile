@@ -11,7 +11,7 @@ GO ?= go
 BIN := bin/canarybot
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build demo test bench vet fmt-check prometheus clean
+.PHONY: all build demo test bench vet fmt-check tools clean
 
 all: build
 
@@ -19,13 +19,14 @@ build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/canarybot
 
 # Runs two whole rollouts locally: v2 promoted, v3 reverted.
-demo: prometheus build
+demo: build
+	@scripts/ensure-tools.sh --demo
 	./$(BIN) demo
 
 # Unit and integration tests: real git repos and transports, the real
 # Prometheus binary, the real in-process OCI registry, and the demo binary
 # killed with -9 mid-rollout and resumed.
-test: fmt-check vet
+test: tools fmt-check vet
 	$(GO) test -count=1 -timeout 20m ./...
 
 # Decision quality: every scenario × 200 seeds, canarybot's judge beside the
@@ -42,9 +43,10 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-# Installs Debian's prometheus when it is missing and this machine can.
-prometheus:
-	@scripts/ensure-prometheus.sh
+# Installs Debian's prometheus and docker-registry when missing and this
+# machine can; otherwise says how.
+tools:
+	@scripts/ensure-tools.sh
 
 clean:
 	rm -rf bin
