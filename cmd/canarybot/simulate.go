@@ -16,6 +16,7 @@ import (
 	"github.com/canarybot/canarybot/pkg/gates"
 	"github.com/canarybot/canarybot/pkg/signals"
 	"github.com/canarybot/canarybot/pkg/sim"
+	"github.com/canarybot/canarybot/pkg/sim/promreplay"
 )
 
 // simGates builds the gate evaluators of a simulated run over its signals:
@@ -35,7 +36,14 @@ type simulateOptions struct {
 	json      bool
 	parallel  int
 	warmup    time.Duration
+	metrics   string
 }
+
+// Metrics paths of `canarybot simulate`.
+const (
+	metricsMemory     = "memory"
+	metricsPrometheus = "prometheus"
+)
 
 func newSimulate(g *globals) *cobra.Command {
 	o := &simulateOptions{}
@@ -47,7 +55,17 @@ func newSimulate(g *globals) *cobra.Command {
 simulated stable and canary traffic. It prints one line per run (outcome,
 simulated time to the decision, canary requests served, deciding gate) and a
 summary per scenario. With --json it prints one JSON object per run and
-nothing else on stdout. Scenario files may also be given as arguments.`,
+nothing else on stdout. Scenario files may also be given as arguments.
+
+With --metrics prometheus the gates read their signals from the real
+Prometheus instead of memory: each run is recorded in memory, written as
+OpenMetrics, backfilled with promtool, served by prometheus (both from
+Debian's prometheus package) and replayed with the same seed; the replay's
+results are printed. A replay that decides differently from its recording is
+logged as a warning. Through Prometheus the gates read requests, errors,
+latency, TTFT, KV cache and queue depth; prediction classes, GPU memory,
+temperature and Xid errors read as absent, so drift and GPU gates do not
+decide there.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.scenarios = append(o.scenarios, args...)
 			if err := o.validate(); err != nil {
@@ -68,6 +86,7 @@ func (o *simulateOptions) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.json, "json", false, "print one JSON object per run and nothing else on stdout")
 	f.IntVar(&o.parallel, "parallel", 0, "runs at once (0: one per CPU)")
 	f.DurationVar(&o.warmup, "warmup", sim.DefaultWarmup, "stable-only traffic before each rollout, in simulated time")
+	f.StringVar(&o.metrics, "metrics", metricsMemory, "where the gates read signals: memory, or prometheus (record, backfill with promtool, replay)")
 }
 
 func (o *simulateOptions) validate() error {
@@ -86,6 +105,9 @@ func (o *simulateOptions) validate() error {
 	}
 	if o.warmup < 0 {
 		errs = append(errs, fmt.Errorf("--warmup must not be negative, got %s", o.warmup))
+	}
+	if o.metrics != metricsMemory && o.metrics != metricsPrometheus {
+		errs = append(errs, fmt.Errorf("--metrics must be %s or %s, got %q", metricsMemory, metricsPrometheus, o.metrics))
 	}
 	return errors.Join(errs...)
 }
@@ -118,7 +140,7 @@ func (o *simulateOptions) run(ctx context.Context, g *globals) error {
 		PlanYAML: planYAML, Logger: log, Warmup: warmup,
 		Gates: func(src signals.Source) canary.GateEvaluator { return simGates(src, log) },
 	}
-	results, err := sim.RunMany(ctx, cfg, scenarios, seeds, o.parallel)
+	results, err := o.runAll(ctx, cfg, scenarios, seeds, log)
 	if err != nil {
 		return err
 	}
@@ -134,6 +156,32 @@ func (o *simulateOptions) run(ctx context.Context, g *globals) error {
 	}
 	printSummaries(g.stdout, results)
 	return nil
+}
+
+// runAll runs every scenario and seed through the chosen metrics path.
+func (o *simulateOptions) runAll(ctx context.Context, cfg sim.Config, scenarios []*sim.Scenario, seeds []uint64,
+	log *slog.Logger) ([]sim.Result, error) {
+	if o.metrics == metricsMemory {
+		return sim.RunMany(ctx, cfg, scenarios, seeds, o.parallel)
+	}
+	runs, err := promreplay.RunMany(ctx, promreplay.Options{
+		Config: cfg, Scenarios: scenarios, Seeds: seeds, Parallelism: o.parallel,
+	})
+	if err != nil {
+		return nil, err
+	}
+	results := make([]sim.Result, len(runs))
+	for i, r := range runs {
+		results[i] = r.Replay
+		m, p := r.Memory, r.Replay
+		if m.Outcome != p.Outcome || m.DecidingGate != p.DecidingGate || r.Diverged != nil {
+			log.Warn("replay through prometheus decided differently from memory", "scenario", m.Scenario, "seed", m.Seed,
+				"memory", m.Outcome, "memoryGate", m.DecidingGate, "memoryAfterSeconds", m.DecidedAfterSeconds,
+				"prometheus", p.Outcome, "prometheusGate", p.DecidingGate, "prometheusAfterSeconds", p.DecidedAfterSeconds,
+				"diverged", r.Diverged)
+		}
+	}
+	return results, nil
 }
 
 // simRun is the JSON form of one run: exactly these fields.

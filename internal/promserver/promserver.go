@@ -57,6 +57,15 @@ type Options struct {
 	// StartTimeout bounds the wait for readiness; DefaultStartTimeout
 	// when zero.
 	StartTimeout time.Duration
+	// TSDBPath, when set, is an existing TSDB (for example one Backfill
+	// wrote) that Prometheus serves instead of Dir/data; Stop leaves it.
+	TSDBPath string
+	// Retention is --storage.tsdb.retention.time; Prometheus's default
+	// (15d) when zero. Backfilled data older than it is deleted at start.
+	Retention time.Duration
+	// LookbackDelta is --query.lookback-delta; Prometheus's default (5m)
+	// when zero.
+	LookbackDelta time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -139,11 +148,7 @@ func launch(ctx context.Context, bin, dir, cfgPath string, o Options) (*Server, 
 		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.CommandContext(ctx, bin,
-		"--config.file="+cfgPath,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
-	)
+	cmd := exec.CommandContext(ctx, bin, launchArgs(o, dir, cfgPath, addr)...)
 	cmd.Dir = dir
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
@@ -163,6 +168,22 @@ func launch(ctx context.Context, bin, dir, cfgPath string, o Options) (*Server, 
 		return nil, errors.Join(err, s.Stop())
 	}
 	return s, nil
+}
+
+// launchArgs are Prometheus's command-line flags for o.
+func launchArgs(o Options, dir, cfgPath, addr string) []string {
+	tsdb := o.TSDBPath
+	if tsdb == "" {
+		tsdb = filepath.Join(dir, "data")
+	}
+	args := []string{"--config.file=" + cfgPath, "--storage.tsdb.path=" + tsdb, "--web.listen-address=" + addr}
+	if o.Retention > 0 {
+		args = append(args, "--storage.tsdb.retention.time="+promDuration(o.Retention))
+	}
+	if o.LookbackDelta > 0 {
+		args = append(args, "--query.lookback-delta="+promDuration(o.LookbackDelta))
+	}
+	return args
 }
 
 // waitReady polls /-/ready until it answers 200, the process exits, or

@@ -39,6 +39,10 @@ type Config struct {
 	Seed     uint64
 	// Gates builds the gate evaluators over the run's simulated signals.
 	Gates func(src signals.Source) canary.GateEvaluator
+	// Signals, when set, is what Gates receives instead of the simulated
+	// world, e.g. a Prometheus holding a recording of the same world (see
+	// Record). The world still generates the traffic.
+	Signals signals.Source
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
 	// Warmup is stable-only traffic before the rollout starts, so that gates
@@ -53,6 +57,10 @@ type Config struct {
 	Epoch time.Time
 	// TempDir holds each run's repo directory; the system's when empty.
 	TempDir string
+	// StopAt, when set and earlier, replaces the timeout at maxDuration
+	// after the canary's first traffic: a replay stops where its recorded
+	// metrics end.
+	StopAt time.Time
 }
 
 // Result is the outcome of one simulated rollout.
@@ -80,25 +88,33 @@ type Result struct {
 // promotes or reverts, or until the scenario's maxDuration of simulated
 // time has passed since the canary's first traffic (a timeout).
 func Run(ctx context.Context, cfg Config) (Result, error) {
+	res, _, err := runWorld(ctx, cfg)
+	return res, err
+}
+
+// runWorld is Run, returning the runner too: its world and whether the
+// deciding commit scheduled a weight change.
+func runWorld(ctx context.Context, cfg Config) (Result, *runner, error) {
 	cfg, planYAML, plan, err := cfg.withDefaults()
 	if err != nil {
-		return Result{}, err
+		return Result{}, nil, err
 	}
 	sc := cfg.Scenario
 	world, err := NewWorld(sc, cfg.Seed, cfg.Epoch)
 	if err != nil {
-		return Result{}, fmt.Errorf("scenario %s: %w", sc.Name, err)
+		return Result{}, nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
 	}
 	if err := world.Advance(ceilSeconds(cfg.Warmup)); err != nil {
-		return Result{}, fmt.Errorf("scenario %s: warm up: %w", sc.Name, err)
+		return Result{}, nil, fmt.Errorf("scenario %s: warm up: %w", sc.Name, err)
 	}
 	dir, err := os.MkdirTemp(cfg.TempDir, "canarybot-sim-")
 	if err != nil {
-		return Result{}, fmt.Errorf("create simulated repo: %w", err)
+		return Result{}, nil, fmt.Errorf("create simulated repo: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	r := &runner{cfg: cfg, planYAML: planYAML, plan: plan, world: world, rolloutStart: world.Now()}
-	return r.run(ctx, dir)
+	res, err := r.run(ctx, dir)
+	return res, r, err
 }
 
 // withDefaults fills the defaults and parses the plan.
@@ -158,6 +174,9 @@ type runner struct {
 	result   *Result
 	lastWhy  string
 	timedOut bool
+	// lastScheduled: the latest commit scheduled a weight change;
+	// decisionScheduled: the deciding commit did.
+	lastScheduled, decisionScheduled bool
 }
 
 // recordingGates remembers the last error of the evaluators it wraps: the
@@ -190,7 +209,10 @@ func (r *runner) run(ctx context.Context, dir string) (Result, error) {
 	render := &simRenderer{}
 	overlay := canary.ComponentDir(r.plan.Spec.Overlay) + "/"
 	repo.onCommit = func(_ string, paths []string) {
-		if slices.ContainsFunc(paths, func(p string) bool { return strings.HasPrefix(p, overlay) }) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.lastScheduled = slices.ContainsFunc(paths, func(p string) bool { return strings.HasPrefix(p, overlay) })
+		if r.lastScheduled {
 			r.world.ScheduleWeight(r.world.Now().Add(r.cfg.SyncDelay), render.last.CanaryWeight)
 		}
 	}
@@ -201,7 +223,11 @@ func (r *runner) run(ctx context.Context, dir string) (Result, error) {
 		cancel()
 	})
 	log := r.cfg.Logger.With("scenario", sc.Name, "seed", r.cfg.Seed)
-	r.gates = &recordingGates{inner: r.cfg.Gates(r.world)}
+	var src signals.Source = r.world
+	if r.cfg.Signals != nil {
+		src = r.cfg.Signals
+	}
+	r.gates = &recordingGates{inner: r.cfg.Gates(src)}
 	eng := &canary.Engine{
 		PlanPath: planPath, Repo: repo, Renderer: render,
 		Sync: &simSync{repo: repo, delay: r.cfg.SyncDelay}, Gates: r.gates,
@@ -223,7 +249,11 @@ func (r *runner) deadline() (time.Time, bool) {
 	if !ok {
 		base = r.rolloutStart
 	}
-	return base.Add(r.cfg.Scenario.Traffic.MaxDuration.Duration), true
+	at := base.Add(r.cfg.Scenario.Traffic.MaxDuration.Duration)
+	if stop := r.cfg.StopAt; !stop.IsZero() && stop.Before(at) {
+		at = stop
+	}
+	return at, true
 }
 
 // onTick records a promote or revert and stops the run.
@@ -247,6 +277,7 @@ func (r *runner) onTick(rep canary.Report, clock *Clock, cancel context.CancelFu
 	res := r.measure(outcome)
 	res.DecidingGate, res.Reason = d.Gate, d.Reason
 	r.result = &res
+	r.decisionScheduled = r.lastScheduled
 	clock.Stop()
 	cancel()
 }
