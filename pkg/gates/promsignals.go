@@ -43,8 +43,9 @@ func PresetMetrics(preset string) map[string]string {
 
 // PromSignals reads signals.Series from Prometheus for one signals spec:
 // counters as increase() over each step, histograms by bucket, gauges as
-// the side's maximum. Errors and predictions are read only when the spec
-// names their metrics (vLLM exports no error counter of its own).
+// the side's maximum. Errors and predictions (a counter labelled by class
+// index) are read only when the spec names their metrics: vLLM exports no
+// error counter of its own, and predictions are the model's business.
 type PromSignals struct {
 	API  RangeQuerier
 	Spec *canary.SignalsSpec
@@ -130,6 +131,9 @@ func (r *sideReader) read(ctx context.Context, names map[string]string) error {
 			return err
 		}
 	}
+	if err := r.classes(ctx, names["predictions"]); err != nil {
+		return err
+	}
 	if err := r.histogram(ctx, names["latency"], func(iv *signals.Interval) *[2][]float64 { return &iv.Latency }, &r.series.LatencyBounds); err != nil {
 		return err
 	}
@@ -167,6 +171,36 @@ func (r *sideReader) scalar(ctx context.Context, q string, set func(*signals.Int
 					r.seen[i] = true
 				}
 			}
+		}
+	}
+	return nil
+}
+
+// classes reads a prediction counter by its class label ("0", "1", …)
+// into per-class increments.
+func (r *sideReader) classes(ctx context.Context, name string) error {
+	if name == "" {
+		return nil
+	}
+	m, err := r.query(ctx, fmt.Sprintf("sum by (class) (increase(%s%s[%s]))", name, r.sel, model.Duration(r.step)))
+	if err != nil {
+		return err
+	}
+	for _, ss := range m {
+		k, err := strconv.Atoi(string(ss.Metric["class"]))
+		if err != nil || k < 0 || k > 1000 {
+			return fmt.Errorf("predictions %s: class label %q is not a small class index", name, ss.Metric["class"])
+		}
+		for _, sp := range ss.Values {
+			i, ok := r.index(sp.Timestamp)
+			if !ok {
+				continue
+			}
+			p := &r.series.Intervals[i].Predictions[r.side]
+			if len(*p) <= k {
+				*p = append(*p, make([]float64, k+1-len(*p))...)
+			}
+			(*p)[k] = float64(sp.Value)
 		}
 	}
 	return nil

@@ -22,8 +22,10 @@ func TestPromSignalsReadsWhatTheServersServed(t *testing.T) {
 	ctx := t.Context()
 	log := slog.New(slog.DiscardHandler)
 	behaviours := map[modelsim.Role]modelsim.Behaviour{
-		modelsim.RoleStable: {ErrorRate: 0, LatencyMedian: 50 * time.Millisecond, LatencySigma: 0.3, KVCacheUsage: 0.3},
-		modelsim.RoleCanary: {ErrorRate: 0.5, LatencyMedian: 600 * time.Millisecond, LatencySigma: 0.3, KVCacheUsage: 0.7},
+		modelsim.RoleStable: {ErrorRate: 0, LatencyMedian: 50 * time.Millisecond, LatencySigma: 0.3, KVCacheUsage: 0.3,
+			PredictionClasses: []float64{1, 0}},
+		modelsim.RoleCanary: {ErrorRate: 0.5, LatencyMedian: 600 * time.Millisecond, LatencySigma: 0.3, KVCacheUsage: 0.7,
+			PredictionClasses: []float64{0, 1}},
 	}
 	var targets []promserver.Target
 	servers := map[modelsim.Role]*modelsim.Server{}
@@ -75,7 +77,7 @@ func TestPromSignalsReadsWhatTheServersServed(t *testing.T) {
 	}
 	src := &gates.PromSignals{API: api, Spec: &canary.SignalsSpec{Preset: canary.PresetVLLM,
 		Stable: map[string]string{"role": "stable"}, Canary: map[string]string{"role": "canary"},
-		Metrics: map[string]string{"errors": modelsim.MetricErrors}}}
+		Metrics: map[string]string{"errors": modelsim.MetricErrors, "predictions": modelsim.MetricPredictions}}}
 	end := time.Now().Add(-2 * time.Second).Truncate(2 * time.Second)
 	s, err := src.Read(ctx, end.Add(-8*time.Second), end, 2*time.Second)
 	if err != nil {
@@ -108,6 +110,13 @@ func TestPromSignalsReadsWhatTheServersServed(t *testing.T) {
 	}
 	if r := errs[1] / req[1]; r < 0.3 || r > 0.7 || errs[0] != 0 {
 		t.Errorf("error ratios: canary %.2f (want about 0.5), stable errors %.0f", r, errs[0])
+	}
+	for _, iv := range s.Intervals {
+		// Stable predicts only class 0, the canary only class 1.
+		if len(iv.Predictions[0]) < 1 || iv.Predictions[0][0] <= 0 || len(iv.Predictions[1]) < 2 || iv.Predictions[1][1] <= 0 ||
+			(len(iv.Predictions[0]) > 1 && iv.Predictions[0][1] != 0) || iv.Predictions[1][0] != 0 {
+			t.Errorf("predictions by class: stable %v canary %v", iv.Predictions[0], iv.Predictions[1])
+		}
 	}
 	if slow[0] != 0 || slow[1] != 0 {
 		t.Errorf("+Inf bucket should be empty: %v", slow)
