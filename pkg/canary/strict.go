@@ -11,8 +11,13 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// decodeStrict decodes YAML into out, rejecting duplicate keys and reporting
-// every unknown field with its path, e.g. "spec.steps[2].pase".
+// DecodeStrict decodes YAML into out, rejecting duplicate keys and
+// reporting every unknown field, and every value its field's own decoder
+// rejects (a bad duration, say), with its path, e.g. "spec.steps[2].pase".
+func DecodeStrict(data []byte, out any) error {
+	return decodeStrict(data, out)
+}
+
 func decodeStrict(data []byte, out any) error {
 	j, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
@@ -22,11 +27,7 @@ func decodeStrict(data []byte, out any) error {
 	if err := json.Unmarshal(j, &generic); err != nil {
 		return fmt.Errorf("decode: %w", err)
 	}
-	var errs []error
-	for _, f := range unknownFields(generic, reflect.TypeOf(out).Elem(), "") {
-		errs = append(errs, fmt.Errorf("%s: unknown field", f))
-	}
-	if len(errs) > 0 {
+	if errs := schemaErrors(generic, reflect.TypeOf(out).Elem(), ""); len(errs) > 0 {
 		return errors.Join(errs...)
 	}
 	if err := json.Unmarshal(j, out); err != nil {
@@ -37,20 +38,27 @@ func decodeStrict(data []byte, out any) error {
 
 var jsonUnmarshaler = reflect.TypeOf((*json.Unmarshaler)(nil)).Elem()
 
-// unknownFields walks a decoded JSON value against a Go type.
-func unknownFields(v any, t reflect.Type, path string) []string {
+// schemaErrors walks a decoded JSON value against a Go type.
+func schemaErrors(v any, t reflect.Type, path string) []error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if reflect.PointerTo(t).Implements(jsonUnmarshaler) {
+		b, err := json.Marshal(v)
+		if err == nil {
+			err = reflect.New(t).Interface().(json.Unmarshaler).UnmarshalJSON(b)
+		}
+		if err != nil {
+			return []error{fmt.Errorf("%s: %w", path, err)}
+		}
 		return nil
 	}
-	var out []string
+	var out []error
 	switch val := v.(type) {
 	case map[string]any:
 		if t.Kind() == reflect.Map {
 			for k, e := range val {
-				out = append(out, unknownFields(e, t.Elem(), join(path, k))...)
+				out = append(out, schemaErrors(e, t.Elem(), join(path, k))...)
 			}
 			break
 		}
@@ -66,17 +74,17 @@ func unknownFields(v any, t reflect.Type, path string) []string {
 		for _, k := range keys {
 			ft, ok := fields[k]
 			if !ok {
-				out = append(out, join(path, k))
+				out = append(out, fmt.Errorf("%s: unknown field", join(path, k)))
 				continue
 			}
-			out = append(out, unknownFields(val[k], ft, join(path, k))...)
+			out = append(out, schemaErrors(val[k], ft, join(path, k))...)
 		}
 	case []any:
 		if t.Kind() != reflect.Slice {
 			return nil
 		}
 		for i, e := range val {
-			out = append(out, unknownFields(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
+			out = append(out, schemaErrors(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
 		}
 	}
 	return out

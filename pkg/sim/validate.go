@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sort"
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/canarybot/canarybot/pkg/canary"
 )
 
 // Validate checks ranges, targets and distributions, and that every
@@ -205,9 +206,8 @@ func validateWeights(f string, ws []float64, add addFunc) {
 	}
 }
 
-// decodeStrict decodes YAML into out, rejecting duplicate keys and
-// reporting every unknown field and bad duration with its path, e.g.
-// "changes[0].set.latency.median".
+// decodeStrict is canary.DecodeStrict, with a clear error for a file that
+// is not a mapping at all.
 func decodeStrict(data []byte, out any) error {
 	j, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
@@ -220,79 +220,5 @@ func decodeStrict(data []byte, out any) error {
 	if m, ok := generic.(map[string]any); !ok || len(m) == 0 {
 		return errors.New("decode: want a YAML mapping with name, traffic, stable, canary and expect")
 	}
-	if errs := schemaErrors(generic, reflect.TypeOf(out).Elem(), ""); len(errs) > 0 {
-		return errors.Join(errs...)
-	}
-	if err := json.Unmarshal(j, out); err != nil {
-		return fmt.Errorf("decode: %w", err)
-	}
-	return nil
-}
-
-var durationType = reflect.TypeOf(Duration{})
-
-// schemaErrors walks a decoded JSON value against a Go type.
-func schemaErrors(v any, t reflect.Type, path string) []error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t == durationType {
-		b, _ := json.Marshal(v)
-		if _, err := parseDuration(b); err != nil {
-			return []error{fmt.Errorf("%s: %w", path, err)}
-		}
-		return nil
-	}
-	var out []error
-	switch val := v.(type) {
-	case map[string]any:
-		if t.Kind() != reflect.Struct {
-			return nil
-		}
-		fields := jsonFields(t)
-		keys := make([]string, 0, len(val))
-		for k := range val {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			ft, ok := fields[k]
-			if !ok {
-				out = append(out, fmt.Errorf("%s: unknown field", join(path, k)))
-				continue
-			}
-			out = append(out, schemaErrors(val[k], ft, join(path, k))...)
-		}
-	case []any:
-		if t.Kind() != reflect.Slice {
-			return nil
-		}
-		for i, e := range val {
-			out = append(out, schemaErrors(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
-		}
-	}
-	return out
-}
-
-func jsonFields(t reflect.Type) map[string]reflect.Type {
-	m := map[string]reflect.Type{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "-" || !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		m[name] = f.Type
-	}
-	return m
-}
-
-func join(path, k string) string {
-	if path == "" {
-		return k
-	}
-	return path + "." + k
+	return canary.DecodeStrict(data, out)
 }
