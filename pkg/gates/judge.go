@@ -87,7 +87,7 @@ func judge(j *canary.JudgeGate, s *signals.Series, start time.Time, w canary.Win
 		return canary.GateResult{Verdict: canary.VerdictRunning, Reason: "the canary has served no requests yet"}
 	}
 	testFrom := first.Add(j.Warmup.Duration)
-	n := float64(len(j.Metrics))
+	shares := alphaShares(j.Metrics)
 	var results []metricVerdict
 	for _, m := range j.Metrics {
 		counts, why := metricCounts(m, s, start, testFrom)
@@ -101,15 +101,16 @@ func judge(j *canary.JudgeGate, s *signals.Series, start time.Time, w canary.Win
 			results = append(results, metricVerdict{m, canary.VerdictRunning, why})
 			continue
 		}
-		p := RunRatioTests(counts, *j.Alpha/n, *j.Beta/n, j.Margins[m])
+		alpha, beta := *j.Alpha*shares[m], *j.Beta/float64(len(j.Metrics))
+		p := RunRatioTests(counts, alpha, beta, j.Margins[m])
 		boundAt, bound := -1, 0.0
 		if m == canary.MetricErrors && *j.ErrorRateFloor > 0 {
 			bound = math.Max(*j.ErrorRateFloor, j.Margins[m]*stableRate(s, testFrom))
-			boundAt, _ = RunRateBound(counts, bound, *j.Beta/n)
+			boundAt, _ = RunRateBound(counts, bound, beta)
 		}
 		mv := assessRatio(m, p, float64(*j.Exposure), boundAt, bound)
 		if mv.verdict != canary.VerdictRunning {
-			est, lo, hi := Estimate(counts, *j.Alpha/n)
+			est, lo, hi := Estimate(counts, alpha)
 			mv.detail = strings.Replace(mv.detail, "{estimate}", fmt.Sprintf("%.2f [%.2f, %.2f]", est, lo, hi), 1)
 		} else {
 			mv.detail = strings.Replace(mv.detail, " {estimate}", "", 1)
@@ -121,6 +122,28 @@ func judge(j *canary.JudgeGate, s *signals.Series, start time.Time, w canary.Win
 	}
 	stepRequests := canaryRequests(s, w.Start)
 	return combineMetrics(results, stepRequests, *j.MinCanaryRequests)
+}
+
+// alphaShares splits the false-revert budget across metrics (Bonferroni,
+// weighted): errors get half the share of a latency metric. This is a
+// policy choice, measured rather than derived: in the simulated suite the
+// errors test runs close to its nominal level (events are few and each one
+// moves the e-value a lot) while the latency tests run far below theirs,
+// so an equal split spends most of the real false-revert risk on errors.
+func alphaShares(metrics []string) map[string]float64 {
+	w := map[string]float64{}
+	total := 0.0
+	for _, m := range metrics {
+		w[m] = 2
+		if m == canary.MetricErrors {
+			w[m] = 1
+		}
+		total += w[m]
+	}
+	for m := range w {
+		w[m] /= total
+	}
+	return w
 }
 
 // assessRatio turns a test path into a verdict: the first test to cross

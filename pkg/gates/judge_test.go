@@ -247,3 +247,14 @@ func TestMedianBucketSplitsClosestToHalf(t *testing.T) {
 		}
 	}
 }
+
+func TestAlphaSharesSumToOne(t *testing.T) {
+	sh := alphaShares([]string{canary.MetricErrors, canary.MetricLatency, canary.MetricTTFT})
+	if math.Abs(sh[canary.MetricErrors]-0.2) > 1e-12 || math.Abs(sh[canary.MetricLatency]-0.4) > 1e-12 ||
+		math.Abs(sh[canary.MetricErrors]+sh[canary.MetricLatency]+sh[canary.MetricTTFT]-1) > 1e-12 {
+		t.Errorf("shares = %v", sh)
+	}
+	if sh := alphaShares([]string{canary.MetricLatency}); sh[canary.MetricLatency] != 1 {
+		t.Errorf("one metric takes the whole budget: %v", sh)
+	}
+}
