@@ -13,7 +13,6 @@ import (
 	"github.com/canarybot/canarybot/pkg/argocd"
 	"github.com/canarybot/canarybot/pkg/canary"
 	"github.com/canarybot/canarybot/pkg/gates"
-	"github.com/canarybot/canarybot/pkg/gitops"
 	"github.com/canarybot/canarybot/pkg/kustomize"
 	"github.com/canarybot/canarybot/pkg/registry"
 	"github.com/canarybot/canarybot/pkg/registry/mlflow"
@@ -22,13 +21,13 @@ import (
 )
 
 type reconcileOptions struct {
-	repo, branch, dir, plan, gitTokenEnv string
-	prometheus                           string
-	argo                                 argocd.ClientOptions
-	argoTokenEnv                         string
-	registryInsecure, autoApprove, once  bool
-	poll                                 time.Duration
-	hooks                                hookOptions
+	gitFlags
+	prometheus                          string
+	argo                                argocd.ClientOptions
+	argoTokenEnv                        string
+	registryInsecure, autoApprove, once bool
+	poll                                time.Duration
+	hooks                               hookOptions
 }
 
 func newReconcile(g *globals) *cobra.Command {
@@ -46,11 +45,7 @@ func newReconcile(g *globals) *cobra.Command {
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&o.repo, "repo", "", "GitOps repo URL: file://, a local path, or http(s):// (required)")
-	f.StringVar(&o.branch, "branch", "main", "branch to commit to")
-	f.StringVar(&o.dir, "dir", "", "working clone, kept between runs (required)")
-	f.StringVar(&o.plan, "plan", "", "repo path of the CanaryPlan (required)")
-	f.StringVar(&o.gitTokenEnv, "git-token-env", "", "environment variable holding an http(s) git token")
+	o.addFlags(f)
 	f.StringVar(&o.prometheus, "prometheus", "", "Prometheus base URL (required)")
 	f.StringVar(&o.argo.Server, "argocd-server", "", "argocd-server host:port (required)")
 	f.StringVar(&o.argoTokenEnv, "argocd-token-env", "ARGOCD_AUTH_TOKEN", "environment variable holding the Argo CD token")
@@ -64,22 +59,17 @@ func newReconcile(g *globals) *cobra.Command {
 	f.StringVar(&o.hooks.listen, "listen", "", "serve registry webhooks on this address (/hooks/registry, /hooks/mlflow)")
 	f.StringVar(&o.hooks.registryToken, "registry-webhook-token-env", "", "environment variable holding the bearer token Docker Distribution sends")
 	f.StringVar(&o.hooks.mlflowSecretEnv, "mlflow-webhook-secret-env", "", "environment variable holding the MLflow webhook secret")
-	for _, req := range []string{"repo", "dir", "plan", "prometheus", "argocd-server"} {
+	for _, req := range append(requiredGitFlags(), "prometheus", "argocd-server") {
 		_ = c.MarkFlagRequired(req)
 	}
 	return c
 }
 
 func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, out io.Writer) error {
-	if err := canary.CheckRepoPath(o.plan); err != nil {
-		return fmt.Errorf("--plan: %w", err)
+	if err := o.checkPlan(); err != nil {
+		return err
 	}
-	gopts := gitops.Options{URL: o.repo, Branch: o.branch, Dir: o.dir, Logger: log,
-		AuthorName: "canarybot", AuthorEmail: "canarybot@users.noreply.github.com"}
-	if o.gitTokenEnv != "" {
-		gopts.Token = os.Getenv(o.gitTokenEnv)
-	}
-	repo, err := gitops.Open(ctx, gopts)
+	repo, err := o.open(ctx, log, "canarybot", "canarybot@users.noreply.github.com")
 	if err != nil {
 		return err
 	}

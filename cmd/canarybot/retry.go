@@ -14,12 +14,11 @@ import (
 
 	"github.com/canarybot/canarybot/pkg/artifact"
 	"github.com/canarybot/canarybot/pkg/canary"
-	"github.com/canarybot/canarybot/pkg/gitops"
 )
 
 type retryOptions struct {
-	repo, branch, dir, plan, gitTokenEnv string
-	artifact, reason                     string
+	gitFlags
+	artifact, reason string
 }
 
 func newRetry(g *globals) *cobra.Command {
@@ -41,33 +40,25 @@ func newRetry(g *globals) *cobra.Command {
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&o.repo, "repo", "", "GitOps repo URL: file://, a local path, or http(s):// (required)")
-	f.StringVar(&o.branch, "branch", "main", "branch canarybot commits to")
-	f.StringVar(&o.dir, "dir", "", "working clone, kept between runs (required)")
-	f.StringVar(&o.plan, "plan", "", "repo path of the CanaryPlan (required)")
-	f.StringVar(&o.gitTokenEnv, "git-token-env", "", "environment variable holding an http(s) git token")
+	o.addFlags(f)
 	f.StringVar(&o.artifact, "artifact", "", "the reverted artifact's pinned URI, as `canarybot status` lists it (required)")
 	f.StringVar(&o.reason, "reason", "", "why it deserves another try; recorded in the commit and the history")
-	for _, req := range []string{"repo", "dir", "plan", "artifact"} {
+	for _, req := range append(requiredGitFlags(), "artifact") {
 		_ = c.MarkFlagRequired(req)
 	}
 	return c
 }
 
 func (o *retryOptions) run(ctx context.Context, log *slog.Logger, out io.Writer) error {
-	if err := canary.CheckRepoPath(o.plan); err != nil {
-		return fmt.Errorf("--plan: %w", err)
+	if err := o.checkPlan(); err != nil {
+		return err
 	}
 	ref, err := artifact.Parse(o.artifact)
 	if err != nil {
 		return fmt.Errorf("--artifact: %w", err)
 	}
 	uri := ref.String()
-	gopts := gitops.Options{URL: o.repo, Branch: o.branch, Dir: o.dir, Logger: log}
-	if o.gitTokenEnv != "" {
-		gopts.Token = os.Getenv(o.gitTokenEnv)
-	}
-	repo, err := gitops.Open(ctx, gopts)
+	repo, err := o.open(ctx, log, "", "")
 	if err != nil {
 		return err
 	}
