@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/canarybot/canarybot/pkg/canary"
@@ -70,9 +69,5 @@ func currentPlan(ctx context.Context, repo canary.Repo, path string) (*canary.Ca
 	if err != nil {
 		return nil, fmt.Errorf("checkout: %w", err)
 	}
-	b, err := os.ReadFile(filepath.Join(t.Dir, filepath.FromSlash(path)))
-	if err != nil {
-		return nil, fmt.Errorf("read plan %s: %w", path, err)
-	}
-	return canary.ParsePlan(b)
+	return canary.ReadPlan(t, path)
 }

@@ -132,7 +132,7 @@ func (e *Engine) Tick(ctx context.Context) (Report, error) {
 // load reads the plan and its state from the tree. A plan without a state
 // file starts Idle on the artifact the overlay serves today.
 func (e *Engine) load(ctx context.Context, t Tree) (*CanaryPlan, *RolloutState, error) {
-	plan, err := readPlan(t, e.PlanPath)
+	plan, err := ReadPlan(t, e.PlanPath)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -154,7 +154,9 @@ func (e *Engine) load(ctx context.Context, t Tree) (*CanaryPlan, *RolloutState, 
 	return plan, st, nil
 }
 
-func readPlan(t Tree, p string) (*CanaryPlan, error) {
+// ReadPlan reads and parses the plan at repo path p in t. Its errors are
+// terminal: retrying cannot fix a missing or invalid plan.
+func ReadPlan(t Tree, p string) (*CanaryPlan, error) {
 	b, err := os.ReadFile(filepath.Join(t.Dir, filepath.FromSlash(p)))
 	if err != nil {
 		return nil, Terminal(fmt.Errorf("read plan %s: %w", p, err))
