@@ -139,8 +139,8 @@ func (a *flagApprovals) Approved(context.Context, string, int, canary.Artifact) 
 	return a.auto, nil
 }
 
-func (a *flagApprovals) Request(_ context.Context, plan string, step int, c canary.Artifact, _ []canary.GateResult) error {
+func (a *flagApprovals) Request(_ context.Context, req canary.ApprovalRequest) error {
 	a.log.Info("step waits for approval; without the GitHub App, rerun with --auto-approve to approve it",
-		"plan", plan, "step", step, "artifact", c.URI)
+		"plan", req.Plan, "step", req.Step, "artifact", req.Candidate.URI)
 	return nil
 }

@@ -150,13 +150,13 @@ func (a *autoApprover) Approved(_ context.Context, plan string, step int, c cana
 	return a.approved[approvalKey(plan, step, c)], nil
 }
 
-func (a *autoApprover) Request(_ context.Context, plan string, step int, c canary.Artifact, _ []canary.GateResult) error {
+func (a *autoApprover) Request(_ context.Context, req canary.ApprovalRequest) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	k := approvalKey(plan, step, c)
+	k := approvalKey(req.Plan, req.Step, req.Candidate)
 	if !a.approved[k] {
 		a.approved[k] = true
-		a.printer.say("approval %s step %d for %s: requested and auto-approved (demo has no reviewer)", plan, step, c.Version)
+		a.printer.say("approval %s step %d for %s: requested and auto-approved (demo has no reviewer)", req.Plan, req.Step, req.Candidate.Version)
 	}
 	return nil
 }

@@ -47,6 +47,8 @@ type Observations struct {
 	Abort string
 	// Resume: a person resumed a held rollout.
 	Resume bool
+	// Pause, when set, is a person's reason to hold the rollout where it is.
+	Pause string
 }
 
 // Decision is the outcome of Decide.
@@ -63,6 +65,9 @@ type Decision struct {
 	// Gate names the gate that decided, if one did.
 	Gate  string
 	Gates []GateResult
+	// Next, on RequestApproval only, is the transition approval lets
+	// through, so that it can be proposed for review before it happens.
+	Next *Decision
 }
 
 // Decide is canarybot's whole policy: a pure function of the plan, the state
@@ -111,6 +116,9 @@ func decideProgressing(plan *CanaryPlan, s StateStatus, obs Observations, now ti
 	if obs.Abort != "" {
 		return revert("aborted: "+obs.Abort, "")
 	}
+	if obs.Pause != "" {
+		return Decision{Action: ActHold, Step: s.StepIndex, Weight: s.Weight, Reason: "paused: " + obs.Pause}
+	}
 	if s.StepsHash != StepsHash(steps) || s.StepIndex >= len(steps) {
 		d := start(plan, s.Candidate, "plan steps changed mid-rollout; restarting from step 0")
 		d.Action = ActAdvance
@@ -134,7 +142,8 @@ func decideProgressing(plan *CanaryPlan, s StateStatus, obs Observations, now ti
 		if obs.Approved {
 			return next(plan, s.StepIndex, "approved")
 		}
-		return Decision{Action: ActRequestApproval, Step: s.StepIndex, Weight: s.Weight,
+		n := next(plan, s.StepIndex, "approved")
+		return Decision{Action: ActRequestApproval, Step: s.StepIndex, Weight: s.Weight, Next: &n,
 			Reason: fmt.Sprintf("step %d waits for a reviewer's approval", s.StepIndex)}
 	case step.Pause != nil:
 		until := s.StepStartedAt.Add(step.Pause.Duration.Duration)

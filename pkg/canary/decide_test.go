@@ -69,6 +69,19 @@ func gate(name string, v Verdict) GateResult {
 	return GateResult{Gate: name, Verdict: v, Reason: name + " " + string(v)}
 }
 
+func TestDecideApprovalProposesTheNextTransition(t *testing.T) {
+	plan := testPlan()
+	d := Decide(plan, state(PhaseProgressing, 4), Observations{Sync: synced}, t0)
+	if d.Action != ActRequestApproval || d.Next == nil {
+		t.Fatalf("got %+v, want a request for approval carrying the next transition", d)
+	}
+	approved := Decide(plan, state(PhaseProgressing, 4), Observations{Sync: synced, Approved: true}, t0)
+	if d.Next.Action != approved.Action || d.Next.Step != approved.Step || d.Next.Weight != approved.Weight {
+		t.Errorf("proposed %s step %d weight %d, but approval commits %s step %d weight %d",
+			d.Next.Action, d.Next.Step, d.Next.Weight, approved.Action, approved.Step, approved.Weight)
+	}
+}
+
 func TestDecide(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -171,6 +184,10 @@ func TestDecide(t *testing.T) {
 		{name: "held resumes the same step", state: state(PhasePaused, 1), obs: Observations{Sync: synced, Resume: true},
 			action: ActAdvance, step: 1, weight: 10, reason: "resumed"},
 		{name: "held aborts", state: state(PhasePaused, 1), obs: Observations{Abort: "no"}, action: ActRevert},
+		{name: "a person's pause holds at the current step", state: state(PhaseProgressing, 3), obs: Observations{Sync: synced, Pause: "@ana: checking answers"},
+			action: ActHold, step: 3, weight: 50, reason: "paused: @ana: checking answers"},
+		{name: "abort beats pause", state: state(PhaseProgressing, 3), obs: Observations{Sync: synced, Pause: "x", Abort: "y"},
+			action: ActRevert, reason: "aborted: y"},
 		{name: "queue ignores a newer artifact mid-rollout", state: state(PhaseProgressing, 0), obs: Observations{Sync: synced, Candidate: &v3},
 			action: ActAdvance, step: 1, weight: 10},
 		{name: "supersede restarts with the newer artifact", plan: testPlan(func(p *CanaryPlan) { p.Spec.Concurrency = ConcurrencySupersede }),

@@ -22,10 +22,18 @@ func StatePath(plan string) string { return path.Join(StateDir, plan+".yaml") }
 // ComponentDir is the bot-owned directory inside an overlay.
 func ComponentDir(overlay string) string { return path.Join(overlay, "canarybot") }
 
-// Signals are a person's commands for a plan (ChatOps, CLI).
+// Commands are a person's pending commands for a plan.
+type Commands struct {
+	// Abort and Pause, when set, are the reason given (with who gave it).
+	Abort, Pause string
+	Resume       bool
+}
+
+// Signals are a person's commands for a plan (ChatOps, CLI). A command
+// stays pending until the transition it asks for is committed; the caller
+// acknowledges it then (see Report).
 type Signals interface {
-	// Pending returns the abort reason and resume flag for a plan.
-	Pending(ctx context.Context, plan string) (abort string, resume bool, err error)
+	Pending(ctx context.Context, plan string) (Commands, error)
 }
 
 // Engine carries Decide's decisions out through the ports. Each Tick is
@@ -113,7 +121,7 @@ func (e *Engine) Tick(ctx context.Context) (Report, error) {
 	r := Report{Plan: plan.Metadata.Name, Decision: d, State: st, Head: t.Head}
 	switch {
 	case d.Action == ActRequestApproval:
-		if err := e.Approvals.Request(ctx, plan.Metadata.Name, d.Step, st.Status.Candidate, st.Status.Gates); err != nil {
+		if err := e.requestApproval(ctx, t, plan, st, d, now); err != nil {
 			return r, fmt.Errorf("request approval for step %d: %w", d.Step, err)
 		}
 	case d.Action.Commits():
@@ -180,9 +188,11 @@ func (e *Engine) observe(ctx context.Context, t Tree, plan *CanaryPlan, st *Roll
 		return obs, fmt.Errorf("observe sync of %s: %w", short(sha), err)
 	}
 	if e.Signals != nil && (s.Phase == PhaseProgressing || s.Phase == PhasePaused) {
-		if obs.Abort, obs.Resume, err = e.Signals.Pending(ctx, plan.Metadata.Name); err != nil {
+		cmds, err := e.Signals.Pending(ctx, plan.Metadata.Name)
+		if err != nil {
 			return obs, fmt.Errorf("read signals: %w", err)
 		}
+		obs.Abort, obs.Pause, obs.Resume = cmds.Abort, cmds.Pause, cmds.Resume
 	}
 	if s.Phase != PhaseProgressing || plan.Spec.Concurrency == ConcurrencySupersede {
 		if obs.Candidate, err = e.Artifacts.Latest(ctx, plan); err != nil {
@@ -232,7 +242,35 @@ func (e *Engine) evaluate(ctx context.Context, plan *CanaryPlan, names []string,
 func (e *Engine) commit(ctx context.Context, seen Tree, plan *CanaryPlan, st *RolloutState,
 	obs Observations, d Decision, now time.Time) (Report, error) {
 	r := Report{Plan: plan.Metadata.Name, Decision: d, State: st, Head: seen.Head}
-	res, err := e.Repo.Transact(ctx, func(ctx context.Context, t Tree) (*Change, error) {
+	res, err := e.Repo.Transact(ctx, e.transition(seen, plan, st, d, now, &r))
+	if err != nil {
+		return r, fmt.Errorf("commit %s for %s: %w", d.Action, plan.Metadata.Name, err)
+	}
+	r.Commit = res
+	if !res.NoOp {
+		if err := e.Sync.Refresh(ctx, plan.Spec.ArgoCD.Application); err != nil {
+			e.Log.Warn("refresh after push failed; the deployer will poll", "app", plan.Spec.ArgoCD.Application, "err", err)
+		}
+	}
+	return r, nil
+}
+
+// requestApproval asks for approval of d.Next, offering the change it
+// would commit.
+func (e *Engine) requestApproval(ctx context.Context, seen Tree, plan *CanaryPlan, st *RolloutState, d Decision, now time.Time) error {
+	req := ApprovalRequest{Plan: plan.Metadata.Name, Step: d.Step, Candidate: st.Status.Candidate, Evidence: st.Status.Gates}
+	if d.Next != nil {
+		req.Next = *d.Next
+		r := Report{}
+		req.Propose = e.transition(seen, plan, st, *d.Next, now, &r)
+	}
+	return e.Approvals.Request(ctx, req)
+}
+
+// transition returns the TransactFunc that writes decision d: the rendered
+// overlay and the next state, in one change. It records the new state in r.
+func (e *Engine) transition(seen Tree, plan *CanaryPlan, st *RolloutState, d Decision, now time.Time, r *Report) TransactFunc {
+	return func(ctx context.Context, t Tree) (*Change, error) {
 		plan2, st2, err := e.load(ctx, t)
 		if err != nil {
 			return nil, err
@@ -255,17 +293,7 @@ func (e *Engine) commit(ctx context.Context, seen Tree, plan *CanaryPlan, st *Ro
 		ch.Files[StatePath(plan2.Metadata.Name)] = stateBytes
 		r.State = next
 		return &ch, nil
-	})
-	if err != nil {
-		return r, fmt.Errorf("commit %s for %s: %w", d.Action, plan.Metadata.Name, err)
 	}
-	r.Commit = res
-	if !res.NoOp {
-		if err := e.Sync.Refresh(ctx, plan.Spec.ArgoCD.Application); err != nil {
-			e.Log.Warn("refresh after push failed; the deployer will poll", "app", plan.Spec.ArgoCD.Application, "err", err)
-		}
-	}
-	return r, nil
 }
 
 // Gate returns the named gate.

@@ -61,8 +61,8 @@ type fakeApprovals struct {
 func (f *fakeApprovals) Approved(ctx context.Context, plan string, step int, c Artifact) (bool, error) {
 	return f.ApprovedFn(ctx, plan, step, c)
 }
-func (f *fakeApprovals) Request(_ context.Context, _ string, step int, _ Artifact, _ []GateResult) error {
-	f.requests = append(f.requests, step)
+func (f *fakeApprovals) Request(_ context.Context, req ApprovalRequest) error {
+	f.requests = append(f.requests, req.Step)
 	return nil
 }
 

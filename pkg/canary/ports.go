@@ -113,11 +113,25 @@ type GateEvaluator interface {
 	Evaluate(ctx context.Context, gate GateSpec, w Window) (GateResult, error)
 }
 
+// ApprovalRequest is a pause-until-approved step waiting for a reviewer.
+type ApprovalRequest struct {
+	Plan      string
+	Step      int
+	Candidate Artifact
+	// Evidence is the gate results so far.
+	Evidence []GateResult
+	// Next is the transition approval lets through.
+	Next Decision
+	// Propose computes, on a fresh checkout, the change Next would commit,
+	// so that a reviewer can see it (e.g. as a pull request) before it lands.
+	Propose TransactFunc
+}
+
 // Approvals records reviewers' approval of pause-until-approved steps.
 type Approvals interface {
 	Approved(ctx context.Context, plan string, step int, candidate Artifact) (bool, error)
 	// Request asks for approval; calling it again is harmless.
-	Request(ctx context.Context, plan string, step int, candidate Artifact, evidence []GateResult) error
+	Request(ctx context.Context, req ApprovalRequest) error
 }
 
 // ArtifactSource reports the newest pinned artifact for a plan, or nil.

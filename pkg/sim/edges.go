@@ -204,7 +204,7 @@ func (simApprovals) Approved(context.Context, string, int, canary.Artifact) (boo
 }
 
 // Request does nothing.
-func (simApprovals) Request(context.Context, string, int, canary.Artifact, []canary.GateResult) error {
+func (simApprovals) Request(context.Context, canary.ApprovalRequest) error {
 	return nil
 }
 
