@@ -68,6 +68,8 @@ require (
 	sigs.k8s.io/yaml v1.5.0
 )
 
+require github.com/kylelemons/godebug v1.1.0 // indirect
+
 require (
 	cloud.google.com/go/compute/metadata v0.7.0 // indirect
 	dario.cat/mergo v1.0.1 // indirect
