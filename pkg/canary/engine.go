@@ -231,6 +231,9 @@ func (e *Engine) evaluate(ctx context.Context, plan *CanaryPlan, names []string,
 		if err != nil {
 			return nil, fmt.Errorf("evaluate gate %s: %w", n, err)
 		}
+		if r.Window == "" {
+			r.Window = w.describe(spec.Type == GateJudge)
+		}
 		out = append(out, r)
 	}
 	return out, nil
@@ -291,6 +294,7 @@ func (e *Engine) transition(seen Tree, plan *CanaryPlan, st *RolloutState, d Dec
 		ch := CommitMessage(plan2, st2, next, d)
 		ch.Files = files
 		ch.Files[StatePath(plan2.Metadata.Name)] = stateBytes
+		ch.Evidence = &Evidence{Plan: plan2, Before: st2, After: next, Decision: d}
 		r.State = next
 		return &ch, nil
 	}

@@ -38,6 +38,26 @@ type Change struct {
 	Subject  string
 	Body     string
 	Trailers []Trailer
+	// Evidence is what a reviewer needs to judge the change; adapters that
+	// publish changes for review (pull requests) render it.
+	Evidence *Evidence
+}
+
+// Evidence explains one transition: the plan, the rollout before and after
+// it, and the decision with its gate results.
+type Evidence struct {
+	Plan          *CanaryPlan
+	Before, After *RolloutState
+	Decision      Decision
+}
+
+// Gates returns the gate results behind the transition: the decision's,
+// or else the last ones recorded before it.
+func (e *Evidence) Gates() []GateResult {
+	if len(e.Decision.Gates) > 0 {
+		return e.Decision.Gates
+	}
+	return e.Before.Status.Gates
 }
 
 // CommitResult says what Transact did.

@@ -1,6 +1,9 @@
 package canary
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Verdict is a gate's assessment, after Argo Rollouts' AnalysisPhase.
 type Verdict string
@@ -30,7 +33,9 @@ type GateResult struct {
 	Query     string `json:"query,omitempty"`
 	Condition string `json:"condition,omitempty"`
 	// Value is the latest observed value, rendered for humans.
-	Value        string `json:"value,omitempty"`
+	Value string `json:"value,omitempty"`
+	// Window is the span the result covers, rendered for humans.
+	Window       string `json:"window,omitempty"`
 	Reason       string `json:"reason,omitempty"`
 	Successful   int    `json:"successful,omitempty"`
 	Failed       int    `json:"failed,omitempty"`
@@ -48,4 +53,15 @@ type Window struct {
 	// RolloutStart is when the candidate's rollout started. Gates that
 	// accumulate evidence over the whole rollout (the judge) read from it.
 	RolloutStart time.Time
+}
+
+// describe renders the window a gate read: the whole rollout for gates
+// that accumulate evidence, else the current step.
+func (w Window) describe(wholeRollout bool) string {
+	start, what := w.Start, "step"
+	if wholeRollout && !w.RolloutStart.IsZero() {
+		start, what = w.RolloutStart, "rollout"
+	}
+	return fmt.Sprintf("%s %s → %s (%s)", what, start.UTC().Format("15:04:05"), w.Now.UTC().Format("15:04:05Z"),
+		w.Now.Sub(start).Round(time.Second))
 }

@@ -195,3 +195,20 @@ func isNonFastForward(err error) bool {
 	}
 	return false
 }
+
+// Changes returns, sorted, the paths of files whose bytes differ from
+// head's, and head's tree hash, so that a caller publishing the change
+// another way (GitHub's API) writes exactly what Transact would.
+func (r *Repo) Changes(ctx context.Context, head string, files map[string][]byte) (paths []string, tree string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.commit(ctx, head)
+	if err != nil {
+		return nil, "", err
+	}
+	paths, err = r.changedPaths(c.Hash.String(), files)
+	if err != nil {
+		return nil, "", err
+	}
+	return paths, c.TreeHash.String(), nil
+}

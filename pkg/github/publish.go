@@ -1,0 +1,343 @@
+package github
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	gh "github.com/google/go-github/v60/github"
+
+	"github.com/canarybot/canarybot/pkg/canary"
+	"github.com/canarybot/canarybot/pkg/gitops"
+)
+
+// Merge methods GitHub offers.
+const (
+	MergeSquash = "squash"
+	MergeMerge  = "merge"
+	MergeRebase = "rebase"
+)
+
+// CheckName is the check run canarybot puts on every PR it opens.
+const CheckName = "canarybot/gates"
+
+// Labels canarybot puts on its PRs.
+const (
+	LabelBot    = "canarybot"
+	LabelRevert = "canarybot:revert"
+)
+
+// ErrMergeBlocked means GitHub refused the merge for now (required checks
+// pending, branch protection, a conflict). It is retryable: the engine
+// tries again on a later tick.
+var ErrMergeBlocked = errors.New("merge blocked")
+
+// ErrAwaitingApproval means a PR waits for a reviewer before canarybot may
+// merge it.
+var ErrAwaitingApproval = errors.New("awaiting approval")
+
+// Local is the read side of the GitOps repo the publisher needs: a
+// checkout of the base branch and the change set at a revision.
+type Local interface {
+	Checkout(ctx context.Context) (canary.Tree, error)
+	Changes(ctx context.Context, head string, files map[string][]byte) (paths []string, tree string, err error)
+	LastCommit(ctx context.Context, head string, paths ...string) (string, error)
+	Contains(ctx context.Context, rev, ancestor string) (bool, error)
+}
+
+var _ Local = (*gitops.Repo)(nil)
+
+// Publisher writes canarybot's transitions to GitHub as pull requests and
+// merges them: it implements canary.Repo and canary.Approvals. Commits are
+// created through GitHub's Git data API, so that GitHub shows them as
+// verified when canarybot runs as an App; the base branch moves only by
+// merging a PR. Every step is a PR from canarybot/<plan>/<short digest>:
+// steps that need no approval, and reverts, are merged at once; a
+// pause-until-approved step stays open until a reviewer with write access
+// approves it (or comments /canarybot promote).
+type Publisher struct {
+	GH           *gh.Client
+	Owner, Repo  string
+	Base         string
+	Local        Local
+	Reviews      *Reviews
+	MergeMethod  string
+	// RevertNeedsApproval keeps revert PRs open until approved. Off by
+	// default: a bad canary is reverted at once.
+	RevertNeedsApproval bool
+	Log                 *slog.Logger
+}
+
+var (
+	_ canary.Repo      = (*Publisher)(nil)
+	_ canary.Approvals = (*Publisher)(nil)
+)
+
+// Checkout checks out the base branch.
+func (p *Publisher) Checkout(ctx context.Context) (canary.Tree, error) { return p.Local.Checkout(ctx) }
+
+// LastCommit finds the newest commit on the base branch touching paths.
+func (p *Publisher) LastCommit(ctx context.Context, head string, paths ...string) (string, error) {
+	return p.Local.LastCommit(ctx, head, paths...)
+}
+
+// Contains reports whether ancestor is reachable from rev.
+func (p *Publisher) Contains(ctx context.Context, rev, ancestor string) (bool, error) {
+	return p.Local.Contains(ctx, rev, ancestor)
+}
+
+// Transact computes the change on the base head, publishes it as a PR,
+// and merges it, returning the commit the base branch now points at.
+func (p *Publisher) Transact(ctx context.Context, fn canary.TransactFunc) (canary.CommitResult, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := p.transactOnce(ctx, fn)
+		res.Attempts = attempt
+		if errors.Is(err, errHeadMoved) && attempt < 3 {
+			continue
+		}
+		return res, err
+	}
+}
+
+var errHeadMoved = errors.New("PR head moved during merge")
+
+func (p *Publisher) transactOnce(ctx context.Context, fn canary.TransactFunc) (canary.CommitResult, error) {
+	t, ch, m, err := p.compute(ctx, fn, -1)
+	if err != nil || ch == nil {
+		return canary.CommitResult{SHA: t.Head, NoOp: ch == nil}, err
+	}
+	pr, head, err := p.publish(ctx, t, ch, m)
+	if err != nil {
+		return canary.CommitResult{}, err
+	}
+	if m.Action == string(canary.ActRevert) && p.RevertNeedsApproval {
+		ok, err := p.Reviews.Approved(ctx, pr)
+		if err != nil {
+			return canary.CommitResult{}, err
+		}
+		if !ok {
+			return canary.CommitResult{}, fmt.Errorf("revert PR #%d: %w", pr.GetNumber(), ErrAwaitingApproval)
+		}
+	}
+	sha, err := p.merge(ctx, pr, head, ch)
+	if err != nil {
+		return canary.CommitResult{}, err
+	}
+	return canary.CommitResult{SHA: sha}, nil
+}
+
+// compute checks out the base and runs fn; a nil change, or one that
+// changes nothing, comes back nil.
+func (p *Publisher) compute(ctx context.Context, fn canary.TransactFunc, approves int) (canary.Tree, *canary.Change, Meta, error) {
+	t, err := p.Local.Checkout(ctx)
+	if err != nil {
+		return t, nil, Meta{}, fmt.Errorf("checkout %s: %w", p.Base, err)
+	}
+	ch, err := fn(ctx, t)
+	if err != nil || ch == nil {
+		return t, nil, Meta{}, err
+	}
+	m, err := MetaOf(ch)
+	if err != nil {
+		return t, nil, m, canary.Terminal(err)
+	}
+	m.Approves = approves
+	return t, ch, m, nil
+}
+
+// publish writes the change as a commit on the plan's branch (through the
+// API), and opens or updates its PR with the evidence and a check run.
+func (p *Publisher) publish(ctx context.Context, t canary.Tree, ch *canary.Change, m Meta) (*gh.PullRequest, string, error) {
+	head, err := p.commit(ctx, t, ch)
+	if err != nil {
+		return nil, "", err
+	}
+	branch := Branch(m.Plan, m.Artifact)
+	if err := p.pointBranch(ctx, branch, head); err != nil {
+		return nil, "", err
+	}
+	pr, created, err := p.upsertPR(ctx, branch, ch.Subject, Body(m, ch))
+	if err != nil {
+		return nil, "", err
+	}
+	if err := p.checkRun(ctx, head, m, ch); err != nil {
+		return nil, "", err
+	}
+	if created {
+		if err := p.label(ctx, pr, m, ch); err != nil {
+			return nil, "", err
+		}
+	}
+	return pr, head, nil
+}
+
+// commit creates the change's tree and commit on top of the base head.
+func (p *Publisher) commit(ctx context.Context, t canary.Tree, ch *canary.Change) (string, error) {
+	paths, baseTree, err := p.Local.Changes(ctx, t.Head, ch.Files)
+	if err != nil {
+		return "", fmt.Errorf("diff change against %s: %w", short(t.Head), err)
+	}
+	entries := make([]*gh.TreeEntry, 0, len(paths))
+	for _, path := range paths {
+		e := &gh.TreeEntry{Path: gh.String(path), Mode: gh.String("100644"), Type: gh.String("blob")}
+		if content := ch.Files[path]; utf8.Valid(content) {
+			e.Content = gh.String(string(content))
+		} else if e.SHA, err = p.blob(ctx, content); err != nil {
+			return "", err
+		}
+		entries = append(entries, e)
+	}
+	tree, _, err := p.GH.Git.CreateTree(ctx, p.Owner, p.Repo, baseTree, entries)
+	if err != nil {
+		return "", fmt.Errorf("create tree on %s: %w", short(t.Head), err)
+	}
+	msg, err := gitops.FormatMessage(ch)
+	if err != nil {
+		return "", err
+	}
+	c, _, err := p.GH.Git.CreateCommit(ctx, p.Owner, p.Repo, &gh.Commit{Message: gh.String(msg), Tree: tree,
+		Parents: []*gh.Commit{{SHA: gh.String(t.Head)}}}, nil)
+	if err != nil {
+		return "", fmt.Errorf("create commit on %s: %w", short(t.Head), err)
+	}
+	return c.GetSHA(), nil
+}
+
+func (p *Publisher) blob(ctx context.Context, content []byte) (*string, error) {
+	b, _, err := p.GH.Git.CreateBlob(ctx, p.Owner, p.Repo, &gh.Blob{Content: gh.String(string(content)), Encoding: gh.String("base64")})
+	if err != nil {
+		return nil, fmt.Errorf("create blob: %w", err)
+	}
+	return b.SHA, nil
+}
+
+// pointBranch moves the bot-owned branch to sha, creating it if needed.
+// The branch belongs to canarybot alone, so it is moved with force; the
+// base branch never is.
+func (p *Publisher) pointBranch(ctx context.Context, branch, sha string) error {
+	ref := &gh.Reference{Ref: gh.String("refs/heads/" + branch), Object: &gh.GitObject{SHA: gh.String(sha)}}
+	_, _, err := p.GH.Git.UpdateRef(ctx, p.Owner, p.Repo, ref, true)
+	if statusOf(err) == http.StatusUnprocessableEntity || statusOf(err) == http.StatusNotFound {
+		_, _, err = p.GH.Git.CreateRef(ctx, p.Owner, p.Repo, ref)
+	}
+	if err != nil {
+		return fmt.Errorf("point branch %s at %s: %w", branch, short(sha), err)
+	}
+	return nil
+}
+
+// upsertPR reuses the open PR from branch, updating its title and body, or
+// opens one. It never opens a second PR for the same branch.
+func (p *Publisher) upsertPR(ctx context.Context, branch, title, body string) (*gh.PullRequest, bool, error) {
+	pr, err := p.openPR(ctx, branch)
+	if err != nil {
+		return nil, false, err
+	}
+	if pr != nil {
+		if pr.GetTitle() == title && pr.GetBody() == body {
+			return pr, false, nil
+		}
+		pr, _, err = p.GH.PullRequests.Edit(ctx, p.Owner, p.Repo, pr.GetNumber(), &gh.PullRequest{Title: gh.String(title), Body: gh.String(body)})
+		if err != nil {
+			return nil, false, fmt.Errorf("update PR for %s: %w", branch, err)
+		}
+		return pr, false, nil
+	}
+	pr, _, err = p.GH.PullRequests.Create(ctx, p.Owner, p.Repo, &gh.NewPullRequest{Title: gh.String(title),
+		Head: gh.String(branch), Base: gh.String(p.Base), Body: gh.String(body), MaintainerCanModify: gh.Bool(false)})
+	if err != nil {
+		return nil, false, fmt.Errorf("open PR from %s: %w", branch, err)
+	}
+	p.Log.Info("opened pull request", "pr", pr.GetNumber(), "branch", branch, "title", title)
+	return pr, true, nil
+}
+
+// openPR returns the open PR from branch into the base, or nil.
+func (p *Publisher) openPR(ctx context.Context, branch string) (*gh.PullRequest, error) {
+	prs, _, err := p.GH.PullRequests.List(ctx, p.Owner, p.Repo, &gh.PullRequestListOptions{
+		State: "open", Head: p.Owner + ":" + branch, Base: p.Base})
+	if err != nil {
+		return nil, fmt.Errorf("look up PR for %s: %w", branch, err)
+	}
+	for _, pr := range prs {
+		if pr.GetHead().GetRef() == branch {
+			return pr, nil
+		}
+	}
+	return nil, nil
+}
+
+func (p *Publisher) label(ctx context.Context, pr *gh.PullRequest, m Meta, ch *canary.Change) error {
+	labels := []string{LabelBot}
+	if m.Action == string(canary.ActRevert) {
+		labels = append(labels, LabelRevert)
+	}
+	if _, _, err := p.GH.Issues.AddLabelsToIssue(ctx, p.Owner, p.Repo, pr.GetNumber(), labels); err != nil {
+		return fmt.Errorf("label PR #%d: %w", pr.GetNumber(), err)
+	}
+	if m.Action != string(canary.ActRevert) {
+		return nil
+	}
+	reason := ch.Body
+	if ch.Evidence != nil {
+		reason = ch.Evidence.Decision.Reason
+	}
+	body := fmt.Sprintf("canarybot is reverting `%s`: %s", m.Artifact, reason)
+	if _, _, err := p.GH.Issues.CreateComment(ctx, p.Owner, p.Repo, pr.GetNumber(), &gh.IssueComment{Body: gh.String(body)}); err != nil {
+		return fmt.Errorf("comment on revert PR #%d: %w", pr.GetNumber(), err)
+	}
+	return nil
+}
+
+// merge merges the PR at exactly head and deletes the branch.
+func (p *Publisher) merge(ctx context.Context, pr *gh.PullRequest, head string, ch *canary.Change) (string, error) {
+	msg, err := gitops.FormatMessage(ch)
+	if err != nil {
+		return "", err
+	}
+	_, rest, _ := strings.Cut(msg, "\n")
+	method := p.MergeMethod
+	if method == "" {
+		method = MergeSquash
+	}
+	res, _, err := p.GH.PullRequests.Merge(ctx, p.Owner, p.Repo, pr.GetNumber(), strings.TrimSpace(rest),
+		&gh.PullRequestOptions{CommitTitle: ch.Subject, SHA: head, MergeMethod: method})
+	switch statusOf(err) {
+	case 0:
+	case http.StatusConflict:
+		return "", fmt.Errorf("merge PR #%d: %w", pr.GetNumber(), errHeadMoved)
+	case http.StatusMethodNotAllowed, http.StatusUnprocessableEntity:
+		return "", fmt.Errorf("merge PR #%d: %w: %w", pr.GetNumber(), ErrMergeBlocked, err)
+	default:
+		return "", fmt.Errorf("merge PR #%d: %w", pr.GetNumber(), err)
+	}
+	p.Log.Info("merged pull request", "pr", pr.GetNumber(), "method", method, "commit", short(res.GetSHA()))
+	branch := pr.GetHead().GetRef()
+	if _, err := p.GH.Git.DeleteRef(ctx, p.Owner, p.Repo, "heads/"+branch); err != nil && statusOf(err) != http.StatusUnprocessableEntity {
+		p.Log.Warn("could not delete merged branch; the next PR reuses it", "branch", branch, "err", err)
+	}
+	return res.GetSHA(), nil
+}
+
+// statusOf is the HTTP status of a go-github error, or 0 for nil.
+func statusOf(err error) int {
+	var er *gh.ErrorResponse
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &er) && er.Response != nil:
+		return er.Response.StatusCode
+	}
+	return -1
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
