@@ -60,12 +60,12 @@ var _ Local = (*gitops.Repo)(nil)
 // pause-until-approved step stays open until a reviewer with write access
 // approves it (or comments /canarybot promote).
 type Publisher struct {
-	GH           *gh.Client
-	Owner, Repo  string
-	Base         string
-	Local        Local
-	Reviews      *Reviews
-	MergeMethod  string
+	GH          *gh.Client
+	Owner, Repo string
+	Base        string
+	Local       Local
+	Reviews     *Reviews
+	MergeMethod string
 	// RevertNeedsApproval keeps revert PRs open until approved. Off by
 	// default: a bad canary is reverted at once.
 	RevertNeedsApproval bool

@@ -21,11 +21,11 @@ import (
 
 func TestEndpoint(t *testing.T) {
 	cases := map[string]string{
-		"/repos/acme/gitops/pulls/7/merge":                   "/repos/{owner}/{repo}/pulls/{n}/merge",
-		"/api/v3/repos/acme/gitops/pulls":                    "/api/v3/repos/{owner}/{repo}/pulls",
-		"/repos/acme/gitops/git/ref/heads/canarybot/qwen/ab": "/repos/{owner}/{repo}/git/ref/{ref}",
-		"/repos/acme/gitops/git/refs/heads/main":             "/repos/{owner}/{repo}/git/refs/{ref}",
-		"/repos/acme/gitops/collaborators/ana/permission":    "/repos/{owner}/{repo}/collaborators/{user}/permission",
+		"/repos/acme/gitops/pulls/7/merge":                              "/repos/{owner}/{repo}/pulls/{n}/merge",
+		"/api/v3/repos/acme/gitops/pulls":                               "/api/v3/repos/{owner}/{repo}/pulls",
+		"/repos/acme/gitops/git/ref/heads/canarybot/qwen/ab":            "/repos/{owner}/{repo}/git/ref/{ref}",
+		"/repos/acme/gitops/git/refs/heads/main":                        "/repos/{owner}/{repo}/git/refs/{ref}",
+		"/repos/acme/gitops/collaborators/ana/permission":               "/repos/{owner}/{repo}/collaborators/{user}/permission",
 		"/repos/a/b/commits/" + strings.Repeat("a", 40) + "/check-runs": "/repos/{owner}/{repo}/commits/{sha}/check-runs",
 		"/app/installations/42/access_tokens":                           "/app/installations/{n}/access_tokens",
 	}

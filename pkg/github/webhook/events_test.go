@@ -54,16 +54,22 @@ func TestParse(t *testing.T) {
 		}, nil},
 		{"pull request merged", "pull_request", marshal(&github.PullRequestEvent{Action: github.String("closed"), Repo: repo(),
 			PullRequest: &github.PullRequest{Number: github.Int(8), Merged: github.Bool(true), Head: &github.PullRequestBranch{Ref: github.String("canarybot/qwen/x")}}}),
-			func(e Event) bool { return e.Kind == KindPullRequest && e.PullRequest.Merged && e.PullRequest.Number == 8 }, nil},
+			func(e Event) bool {
+				return e.Kind == KindPullRequest && e.PullRequest.Merged && e.PullRequest.Number == 8
+			}, nil},
 		{"pull request opened is ignored", "pull_request", marshal(&github.PullRequestEvent{Action: github.String("opened"), Repo: repo()}), nil, ErrIgnored},
 		{"check run rerequested", "check_run", marshal(&github.CheckRunEvent{Action: github.String("rerequested"), Repo: repo(),
 			CheckRun: &github.CheckRun{ID: github.Int64(3), Name: github.String("canarybot/gates"), HeadSHA: github.String("abc"),
 				CheckSuite: &github.CheckSuite{HeadBranch: github.String("canarybot/qwen/x")}}}),
-			func(e Event) bool { return e.CheckRun.Name == "canarybot/gates" && e.CheckRun.HeadBranch == "canarybot/qwen/x" }, nil},
+			func(e Event) bool {
+				return e.CheckRun.Name == "canarybot/gates" && e.CheckRun.HeadBranch == "canarybot/qwen/x"
+			}, nil},
 		{"PR comment", "issue_comment", marshal(&github.IssueCommentEvent{Action: github.String("created"), Repo: repo(),
 			Issue:   &github.Issue{Number: github.Int(7), PullRequestLinks: &github.PullRequestLinks{URL: github.String("u")}},
 			Comment: &github.IssueComment{ID: github.Int64(99), Body: github.String("/canarybot abort"), User: &github.User{Login: github.String("bob")}}}),
-			func(e Event) bool { return e.Comment.IsPR && e.Comment.ID == 99 && e.Comment.Author == "bob" && e.Comment.Issue == 7 }, nil},
+			func(e Event) bool {
+				return e.Comment.IsPR && e.Comment.ID == 99 && e.Comment.Author == "bob" && e.Comment.Issue == 7
+			}, nil},
 		{"comment without author", "issue_comment", marshal(&github.IssueCommentEvent{Action: github.String("created"), Repo: repo(),
 			Issue: &github.Issue{Number: github.Int(7)}, Comment: &github.IssueComment{ID: github.Int64(1)}}), nil, errParse},
 		{"GHCR package published", "registry_package", registryPackage(digest, "ghcr.io/acme/qwen:v2"), func(e Event) bool {
