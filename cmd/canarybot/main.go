@@ -64,7 +64,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
-	root.AddCommand(newValidate(g), newStatus(g), newDemo(g), newReconcile(g), newVersion(g))
+	root.AddCommand(newValidate(g), newStatus(g), newDemo(g), newReconcile(g), newServe(g), newVersion(g))
 	root.AddCommand(newSimulate(g))
 	root.AddCommand(newRetry(g))
 	root.AddCommand(newBench(g))

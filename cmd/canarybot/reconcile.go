@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/canarybot/canarybot/pkg/argocd"
 	"github.com/canarybot/canarybot/pkg/canary"
@@ -46,16 +47,9 @@ func newReconcile(g *globals) *cobra.Command {
 	}
 	f := c.Flags()
 	o.addFlags(f)
-	f.StringVar(&o.prometheus, "prometheus", "", "Prometheus base URL (required)")
-	f.StringVar(&o.argo.Server, "argocd-server", "", "argocd-server host:port (required)")
-	f.StringVar(&o.argoTokenEnv, "argocd-token-env", "ARGOCD_AUTH_TOKEN", "environment variable holding the Argo CD token")
-	f.BoolVar(&o.argo.PlainText, "argocd-plaintext", false, "talk to argocd-server without TLS")
-	f.BoolVar(&o.argo.Insecure, "argocd-insecure", false, "skip argocd-server certificate verification")
-	f.BoolVar(&o.argo.GRPCWeb, "argocd-grpc-web", false, "use grpc-web")
-	f.BoolVar(&o.registryInsecure, "registry-insecure", false, "talk plain HTTP to the OCI registry")
+	o.addEngineFlags(f)
 	f.BoolVar(&o.autoApprove, "auto-approve", false, "approve pause-until-approved steps without a reviewer")
 	f.BoolVar(&o.once, "once", false, "run one reconcile and exit")
-	f.DurationVar(&o.poll, "poll", 30*time.Second, "longest wait between reconciles")
 	f.StringVar(&o.hooks.listen, "listen", "", "serve registry webhooks on this address (/hooks/registry, /hooks/mlflow)")
 	f.StringVar(&o.hooks.registryToken, "registry-webhook-token-env", "", "environment variable holding the bearer token Docker Distribution sends")
 	f.StringVar(&o.hooks.mlflowSecretEnv, "mlflow-webhook-secret-env", "", "environment variable holding the MLflow webhook secret")
@@ -63,6 +57,19 @@ func newReconcile(g *globals) *cobra.Command {
 		_ = c.MarkFlagRequired(req)
 	}
 	return c
+}
+
+// addEngineFlags registers the flags of the engine's adapters: metrics,
+// Argo CD, registries and polling.
+func (o *reconcileOptions) addEngineFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.prometheus, "prometheus", "", "Prometheus base URL (required)")
+	f.StringVar(&o.argo.Server, "argocd-server", "", "argocd-server host:port (required)")
+	f.StringVar(&o.argoTokenEnv, "argocd-token-env", "ARGOCD_AUTH_TOKEN", "environment variable holding the Argo CD token")
+	f.BoolVar(&o.argo.PlainText, "argocd-plaintext", false, "talk to argocd-server without TLS")
+	f.BoolVar(&o.argo.Insecure, "argocd-insecure", false, "skip argocd-server certificate verification")
+	f.BoolVar(&o.argo.GRPCWeb, "argocd-grpc-web", false, "use grpc-web")
+	f.BoolVar(&o.registryInsecure, "registry-insecure", false, "talk plain HTTP to the OCI registry")
+	f.DurationVar(&o.poll, "poll", 30*time.Second, "longest wait between reconciles")
 }
 
 func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, out io.Writer) error {
@@ -73,33 +80,12 @@ func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, out io.Wri
 	if err != nil {
 		return err
 	}
-	o.argo.Token = os.Getenv(o.argoTokenEnv)
-	argo, err := argocd.NewClient(o.argo)
+	eng, closeEngine, err := o.newEngine(repo, repo.Contains, log)
 	if err != nil {
 		return err
 	}
-	defer argo.Close()
-	q, err := gates.NewPrometheusAPI(o.prometheus, nil)
-	if err != nil {
-		return fmt.Errorf("--prometheus: %w", err)
-	}
-	var ociOpts []oci.Option
-	if o.registryInsecure {
-		ociOpts = append(ociOpts, oci.WithInsecure())
-	}
-	renderer := kustomize.NewRenderer(kustomize.NewBuilder())
-	eng := &canary.Engine{
-		PlanPath: o.plan, Repo: repo, Renderer: renderer,
-		Sync:      &argocd.Waiter{Source: argo, Contains: repo.Contains},
-		Gates:     gates.ForPrometheus(q, log),
-		Approvals: &flagApprovals{auto: o.autoApprove, log: log},
-		Artifacts: registry.Sources{
-			OCI:    oci.NewWatcher(append(ociOpts, oci.WithLogger(log))...),
-			MLflow: mlflow.NewWatcher(mlflow.WithLogger(log)),
-		},
-		Stable: renderer.Stable,
-		Clock:  canary.SystemClock{}, Log: log, Poll: o.poll, MinPoll: time.Second,
-	}
+	defer closeEngine()
+	eng.Approvals = &flagApprovals{auto: o.autoApprove, log: log}
 	if o.once {
 		r, err := eng.Tick(ctx)
 		if err != nil {
@@ -126,6 +112,39 @@ func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, out io.Wri
 		}
 	}
 	return eng.Run(ctx)
+}
+
+// newEngine wires an engine over repo with the adapters the flags name;
+// the caller sets Approvals (and Signals, Wake, OnTick as it needs).
+func (o *reconcileOptions) newEngine(repo canary.Repo, contains func(context.Context, string, string) (bool, error),
+	log *slog.Logger) (*canary.Engine, func(), error) {
+	o.argo.Token = os.Getenv(o.argoTokenEnv)
+	argo, err := argocd.NewClient(o.argo)
+	if err != nil {
+		return nil, nil, err
+	}
+	q, err := gates.NewPrometheusAPI(o.prometheus, nil)
+	if err != nil {
+		_ = argo.Close()
+		return nil, nil, fmt.Errorf("--prometheus: %w", err)
+	}
+	var ociOpts []oci.Option
+	if o.registryInsecure {
+		ociOpts = append(ociOpts, oci.WithInsecure())
+	}
+	renderer := kustomize.NewRenderer(kustomize.NewBuilder())
+	eng := &canary.Engine{
+		PlanPath: o.plan, Repo: repo, Renderer: renderer,
+		Sync:  &argocd.Waiter{Source: argo, Contains: contains},
+		Gates: gates.ForPrometheus(q, log),
+		Artifacts: registry.Sources{
+			OCI:    oci.NewWatcher(append(ociOpts, oci.WithLogger(log))...),
+			MLflow: mlflow.NewWatcher(mlflow.WithLogger(log)),
+		},
+		Stable: renderer.Stable,
+		Clock:  canary.SystemClock{}, Log: log, Poll: o.poll, MinPoll: time.Second,
+	}
+	return eng, func() { _ = argo.Close() }, nil
 }
 
 // flagApprovals approves every step when --auto-approve is set, and

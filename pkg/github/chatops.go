@@ -92,6 +92,8 @@ type ChatOps struct {
 type pendingCommand struct {
 	Command
 	ref CommentRef
+	// answer, once set, is the reply still to be posted.
+	answer string
 }
 
 var _ canary.Signals = (*ChatOps)(nil)
@@ -167,6 +169,9 @@ func (c *ChatOps) Pending(_ context.Context, plan string) (canary.Commands, erro
 	defer c.mu.Unlock()
 	var out canary.Commands
 	for _, p := range c.pending[plan] {
+		if p.answer != "" {
+			continue
+		}
 		why := "by @" + p.ref.Author
 		if p.Reason != "" {
 			why = p.Reason + " (" + why + ")"
@@ -198,15 +203,17 @@ func (c *ChatOps) Promoted(pr int) bool {
 }
 
 // Observe answers the pending commands a tick has settled: those whose
-// transition it committed, and those with nothing to act on.
+// transition it committed, and those with nothing to act on. An answer
+// that cannot be posted is kept and posted on a later tick.
 func (c *ChatOps) Observe(ctx context.Context, r canary.Report) error {
 	c.mu.Lock()
-	cmds := c.pending[r.Plan]
 	var keep, done []pendingCommand
-	var answers []string
-	for _, p := range cmds {
-		if answer, settled := settle(p.Verb, r); settled {
-			done, answers = append(done, p), append(answers, answer)
+	for _, p := range c.pending[r.Plan] {
+		if p.answer == "" {
+			p.answer, _ = settle(p.Verb, r)
+		}
+		if p.answer != "" {
+			done = append(done, p)
 		} else {
 			keep = append(keep, p)
 		}
@@ -214,7 +221,10 @@ func (c *ChatOps) Observe(ctx context.Context, r canary.Report) error {
 	c.pending[r.Plan] = keep
 	c.mu.Unlock()
 	for i, p := range done {
-		if err := c.reply(ctx, p.ref, fmt.Sprintf("@%s: `/canarybot %s`: %s", p.ref.Author, p.Verb, answers[i])); err != nil {
+		if err := c.reply(ctx, p.ref, fmt.Sprintf("@%s: `/canarybot %s`: %s", p.ref.Author, p.Verb, p.answer)); err != nil {
+			c.mu.Lock()
+			c.pending[r.Plan] = append(c.pending[r.Plan], done[i:]...)
+			c.mu.Unlock()
 			return err
 		}
 	}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/canarybot/canarybot/pkg/canary"
+	"github.com/canarybot/canarybot/pkg/github"
+	"github.com/canarybot/canarybot/pkg/gitops"
+	"github.com/canarybot/canarybot/pkg/registry/notify"
+)
+
+type serveOptions struct {
+	reconcileOptions
+	listen, repository, apiURL     string
+	appID, installationID          int64
+	privateKeyFile, privateKeyEnv  string
+	tokenEnv, secretEnv            string
+	mergeMethod                    string
+	revertNeedsApproval            bool
+	sweep                          time.Duration
+}
+
+func newServe(g *globals) *cobra.Command {
+	o := &serveOptions{}
+	c := &cobra.Command{
+		Use:   "serve --github-repository OWNER/NAME --repo URL --dir DIR --plan PATH …",
+		Short: "Run as a GitHub App: webhooks in, every step a pull request with its evidence, merged when approved",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			return o.run(cmd.Context(), log)
+		},
+	}
+	f := c.Flags()
+	o.addFlags(f)
+	o.addEngineFlags(f)
+	f.StringVar(&o.listen, "listen", ":8080", "address serving POST /webhooks/github, /metrics and /healthz")
+	f.StringVar(&o.repository, "github-repository", "", "the GitOps repository on GitHub, OWNER/NAME (required)")
+	f.StringVar(&o.apiURL, "github-api-url", github.DefaultAPIURL, "GitHub REST API base URL (GitHub Enterprise: https://HOST/api/v3/)")
+	f.Int64Var(&o.appID, "github-app-id", 0, "GitHub App ID")
+	f.Int64Var(&o.installationID, "github-installation-id", 0, "GitHub App installation ID")
+	f.StringVar(&o.privateKeyFile, "github-private-key-file", "", "PEM file of the App's private key")
+	f.StringVar(&o.privateKeyEnv, "github-private-key-env", "", "environment variable holding the App's PEM private key")
+	f.StringVar(&o.tokenEnv, "github-token-env", "", "environment variable holding a token, instead of an App")
+	f.StringVar(&o.secretEnv, "webhook-secret-env", "GITHUB_WEBHOOK_SECRET", "environment variable holding the webhook secret")
+	f.StringVar(&o.mergeMethod, "merge-method", github.MergeSquash, "how canarybot merges its PRs: squash, merge or rebase")
+	f.BoolVar(&o.revertNeedsApproval, "revert-needs-approval", false, "keep revert PRs open until a reviewer approves")
+	f.DurationVar(&o.sweep, "sweep", 5*time.Minute, "how often to recover missed webhook deliveries")
+	for _, req := range append(requiredGitFlags(), "prometheus", "argocd-server", "github-repository") {
+		_ = c.MarkFlagRequired(req)
+	}
+	return c
+}
+
+// auth reads the GitHub credentials the flags point at.
+func (o *serveOptions) auth() (github.Auth, []byte, error) {
+	a := github.Auth{APIURL: o.apiURL, AppID: o.appID, InstallationID: o.installationID}
+	var errs []error
+	switch {
+	case o.privateKeyFile != "" && o.privateKeyEnv != "":
+		errs = append(errs, errors.New("give --github-private-key-file or --github-private-key-env, not both"))
+	case o.privateKeyFile != "":
+		b, err := os.ReadFile(o.privateKeyFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--github-private-key-file: %w", err))
+		}
+		a.PrivateKey = b
+	case o.privateKeyEnv != "":
+		a.PrivateKey = []byte(os.Getenv(o.privateKeyEnv))
+	}
+	if o.tokenEnv != "" {
+		a.Token = os.Getenv(o.tokenEnv)
+		if a.Token == "" {
+			errs = append(errs, fmt.Errorf("--github-token-env %s: the variable is empty", o.tokenEnv))
+		}
+	}
+	secret := []byte(os.Getenv(o.secretEnv))
+	if len(secret) == 0 {
+		errs = append(errs, fmt.Errorf("--webhook-secret-env %s: the variable is empty; set the App's webhook secret there", o.secretEnv))
+	}
+	switch o.mergeMethod {
+	case github.MergeSquash, github.MergeMerge, github.MergeRebase:
+	default:
+		errs = append(errs, fmt.Errorf("--merge-method %q: want squash, merge or rebase", o.mergeMethod))
+	}
+	if owner, name, ok := strings.Cut(o.repository, "/"); !ok || owner == "" || name == "" || strings.Contains(name, "/") {
+		errs = append(errs, fmt.Errorf("--github-repository %q: want OWNER/NAME", o.repository))
+	}
+	if err := a.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return a, secret, errors.Join(errs...)
+}
+
+func (o *serveOptions) run(ctx context.Context, log *slog.Logger) error {
+	if err := o.checkPlan(); err != nil {
+		return err
+	}
+	auth, secret, err := o.auth()
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	metrics, err := github.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	sess, err := github.Connect(ctx, auth, &github.Transport{Metrics: metrics, Cache: github.NewETagCache(512)})
+	if err != nil {
+		return err
+	}
+	repo, err := gitops.Open(ctx, gitops.Options{URL: o.repo, Branch: o.branch, Dir: o.dir, Logger: log,
+		TokenSource: sess.GitToken, AuthorName: sess.Login, AuthorEmail: "canarybot@users.noreply.github.com"})
+	if err != nil {
+		return err
+	}
+	return o.serve(ctx, log, sess, repo, secret, reg)
+}
+
+// serve wires the bot and the engine over an open clone and runs both,
+// with the HTTP listener, until ctx ends.
+func (o *serveOptions) serve(ctx context.Context, log *slog.Logger, sess *github.Session, repo *gitops.Repo,
+	secret []byte, reg *prometheus.Registry) error {
+	plan, err := currentPlan(ctx, repo, o.plan)
+	if err != nil {
+		return err
+	}
+	owner, name, _ := strings.Cut(o.repository, "/")
+	ref := github.PlanRef{Name: plan.Metadata.Name}
+	if src := plan.Spec.Model.Source.OCI; src != nil {
+		ref.OCIRepository = strings.ToLower(src.Repository)
+	}
+	waker := notify.NewWaker()
+	bot := github.NewBot(github.BotConfig{Session: sess, Owner: owner, Repo: name, Base: o.branch, WebhookSecret: secret,
+		Plan: ref, Local: repo, MergeMethod: o.mergeMethod, RevertNeedsApproval: o.revertNeedsApproval,
+		Status: func(ctx context.Context, _ string) (string, error) { return planStatus(ctx, repo, o.plan) },
+		Wake:   waker.Wake, Log: log})
+	eng, closeEngine, err := o.newEngine(bot.Publisher, repo.Contains, log)
+	if err != nil {
+		return err
+	}
+	defer closeEngine()
+	eng.Approvals, eng.Signals, eng.Wake, eng.OnTick = bot.Publisher, bot.ChatOps, waker.C(), bot.OnTick(ctx)
+	mux := http.NewServeMux()
+	mux.Handle("POST /webhooks/github", bot.Handler)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", o.listen, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer func() {
+		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shut)
+	}()
+	log.Info("serving GitHub webhooks", "addr", ln.Addr().String(), "repository", o.repository, "plan", ref.Name, "as", sess.Login)
+	go bot.Run(ctx, o.sweep)
+	return eng.Run(ctx)
+}
+
+// planStatus is the one-line answer to /canarybot status, read from Git.
+func planStatus(ctx context.Context, repo *gitops.Repo, planPath string) (string, error) {
+	t, err := repo.Checkout(ctx)
+	if err != nil {
+		return "", err
+	}
+	plan, err := canary.ReadPlan(t, planPath)
+	if err != nil {
+		return "", err
+	}
+	st, err := repo.ReadState(ctx, t.Head, plan.Metadata.Name)
+	if err != nil {
+		return "", fmt.Errorf("read state of %s: %w", plan.Metadata.Name, err)
+	}
+	s := st.Status
+	line := fmt.Sprintf("plan %s is %s at step %d (canary weight %d%%); stable %s", plan.Metadata.Name, s.Phase,
+		s.StepIndex, s.Weight, or(s.Stable.Version, s.Stable.URI))
+	if !s.Candidate.IsZero() {
+		line += fmt.Sprintf(", canary %s", or(s.Candidate.Version, s.Candidate.URI))
+	}
+	if s.Reason != "" {
+		line += ". Last: " + s.Reason
+	}
+	return line, nil
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
