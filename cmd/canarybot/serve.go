@@ -23,13 +23,13 @@ import (
 
 type serveOptions struct {
 	reconcileOptions
-	listen, repository, apiURL     string
-	appID, installationID          int64
-	privateKeyFile, privateKeyEnv  string
-	tokenEnv, secretEnv            string
-	mergeMethod                    string
-	revertNeedsApproval            bool
-	sweep                          time.Duration
+	listen, repository, apiURL    string
+	appID, installationID         int64
+	privateKeyFile, privateKeyEnv string
+	tokenEnv, secretEnv           string
+	mergeMethod                   string
+	revertNeedsApproval           bool
+	sweep                         time.Duration
 }
 
 func newServe(g *globals) *cobra.Command {
