@@ -21,6 +21,7 @@ type benchOptions struct {
 	seeds            int
 	parallel         int
 	failOnTargets    bool
+	deliveries       int
 }
 
 func newBench(g *globals) *cobra.Command {
@@ -47,6 +48,7 @@ the targets.`,
 	c.Flags().IntVar(&o.seeds, "seeds", 200, "seeds per scenario")
 	c.Flags().IntVar(&o.parallel, "parallel", 0, "runs at once (0: one per CPU)")
 	c.Flags().BoolVar(&o.failOnTargets, "fail-on-targets", false, "exit 1 when a target is missed")
+	c.Flags().IntVar(&o.deliveries, "webhook-deliveries", 2000, "signed webhook deliveries for the acknowledgement benchmark (0 skips it)")
 	_ = c.MarkFlagRequired("scenarios")
 	return c
 }
@@ -84,7 +86,16 @@ func (o *benchOptions) run(ctx context.Context, g *globals, log *slog.Logger) er
 		}
 	}
 	fmt.Fprintln(g.stdout)
-	if ok := bench.Render(g.stdout, res, order, o.seeds); !ok && o.failOnTargets {
+	ok := bench.Render(g.stdout, res, order, o.seeds)
+	if o.deliveries > 0 {
+		fmt.Fprintf(g.stderr, "bench: webhook acknowledgement, %d deliveries…\n", o.deliveries)
+		wr, err := bench.WebhookAck(ctx, o.deliveries, 16)
+		if err != nil {
+			return fmt.Errorf("webhook benchmark: %w", err)
+		}
+		ok = bench.RenderWebhook(g.stdout, wr) && ok
+	}
+	if !ok && o.failOnTargets {
 		return &exitError{code: 1}
 	}
 	return nil

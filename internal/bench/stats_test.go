@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"math"
 	"strings"
 	"testing"
@@ -59,5 +60,20 @@ func TestRenderMarksTargets(t *testing.T) {
 	}
 	if ok {
 		t.Error("a failed target must make Render report failure")
+	}
+}
+
+func TestWebhookAckAnswersEveryDelivery(t *testing.T) {
+	r, err := WebhookAck(context.Background(), 50, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Bot.N != 50 || r.Bot.Non2xx != 0 || r.Baseline.Non2xx != 0 {
+		t.Fatalf("bot %+v baseline %+v: want 50 deliveries, all answered 2xx", r.Bot, r.Baseline)
+	}
+	var b strings.Builder
+	RenderWebhook(&b, r)
+	if !strings.Contains(b.String(), "p99 ratio canarybot/baseline") {
+		t.Fatalf("table lacks the ratio:\n%s", b.String())
 	}
 }
