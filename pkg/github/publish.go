@@ -110,9 +110,14 @@ func (p *Publisher) transactOnce(ctx context.Context, fn canary.TransactFunc) (c
 	if err != nil || ch == nil {
 		return canary.CommitResult{SHA: t.Head, NoOp: ch == nil}, err
 	}
-	pr, head, err := p.publish(ctx, t, ch, m)
+	pr, head, err := p.reuse(ctx, t, m)
 	if err != nil {
 		return canary.CommitResult{}, err
+	}
+	if pr == nil {
+		if pr, head, err = p.publish(ctx, t, ch, m); err != nil {
+			return canary.CommitResult{}, err
+		}
 	}
 	if m.Action == string(canary.ActRevert) && p.RevertNeedsApproval {
 		ok, err := p.Reviews.Approved(ctx, pr)
@@ -128,6 +133,28 @@ func (p *Publisher) transactOnce(ctx context.Context, fn canary.TransactFunc) (c
 		return canary.CommitResult{}, err
 	}
 	return canary.CommitResult{SHA: sha}, nil
+}
+
+// reuse returns the open PR already carrying this very transition on top
+// of the current base head, so that a merge GitHub refused for now (checks
+// pending, protection) is retried without pushing a new commit each tick.
+func (p *Publisher) reuse(ctx context.Context, t canary.Tree, m Meta) (*gh.PullRequest, string, error) {
+	pr, err := p.openPR(ctx, Branch(m.Plan, m.Artifact))
+	if err != nil || pr == nil {
+		return nil, "", err
+	}
+	if old, ok := ParseMarker(pr.GetBody()); !ok || old != m {
+		return nil, "", nil
+	}
+	head := pr.GetHead().GetSHA()
+	c, _, err := p.GH.Git.GetCommit(ctx, p.Owner, p.Repo, head)
+	if err != nil {
+		return nil, "", fmt.Errorf("read head %s of PR #%d: %w", short(head), pr.GetNumber(), err)
+	}
+	if len(c.Parents) != 1 || c.Parents[0].GetSHA() != t.Head {
+		return nil, "", nil
+	}
+	return pr, head, nil
 }
 
 // compute checks out the base and runs fn; a nil change, or one that
