@@ -37,6 +37,9 @@ type Controller struct {
 	Log   *slog.Logger
 	// Interval is how often the branch is polled without a refresh.
 	Interval time.Duration
+	// OnChange, when set, is called after an App's status moved to a new
+	// revision or operation, as Argo CD notifications would announce it.
+	OnChange func(app string, s argocd.AppStatus)
 
 	mu      sync.Mutex
 	status  map[string]argocd.AppStatus
@@ -119,8 +122,14 @@ func (c *Controller) reconcileApp(ctx context.Context, t canary.Tree, app App) {
 	}
 	s.ReconciledAt = c.Clock.Now()
 	c.mu.Lock()
+	prev := c.status[app.Name]
 	c.status[app.Name] = s
 	c.mu.Unlock()
+	changed := prev.SyncRevision != s.SyncRevision || prev.OperationRevision != s.OperationRevision ||
+		prev.OperationPhase != s.OperationPhase
+	if changed && c.OnChange != nil {
+		c.OnChange(app.Name, s)
+	}
 }
 
 func (c *Controller) operation(s argocd.AppStatus, rev, phase, msg string) argocd.AppStatus {

@@ -59,7 +59,7 @@ func TestControllerSyncsLikeArgoCD(t *testing.T) {
 	ctx := context.Background()
 	root := copyOverlay(t)
 	head := "1111111111111111111111111111111111111111"
-	var applied []string
+	var applied, changes []string
 	c := &Controller{
 		Checkout: func(context.Context) (canary.Tree, error) { return canary.Tree{Dir: root, Head: head}, nil },
 		Build:    kustomize.NewBuilder().Build,
@@ -70,9 +70,10 @@ func TestControllerSyncsLikeArgoCD(t *testing.T) {
 			applied = append(applied, app)
 			return nil
 		},
-		Apps:  []App{{Name: "qwen", Path: "manifests/overlays/qwen"}},
-		Clock: &fixedClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
-		Log:   discard(),
+		Apps:     []App{{Name: "qwen", Path: "manifests/overlays/qwen"}},
+		Clock:    &fixedClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
+		Log:      discard(),
+		OnChange: func(app string, s argocd.AppStatus) { changes = append(changes, s.SyncRevision[:1]+s.OperationPhase) },
 	}
 	s, err := c.Status(ctx, "qwen")
 	if err != nil || s.Health != argocd.HealthMissing {
@@ -105,6 +106,10 @@ func TestControllerSyncsLikeArgoCD(t *testing.T) {
 	s, _ = c.Status(ctx, "qwen")
 	if failed, why := argocd.Failed(s, head); !failed || !strings.Contains(why, "build") {
 		t.Errorf("broken manifest: failed=%t %q (%+v)", failed, why, s)
+	}
+	mustReconcile(t, c) // nothing new: no notification
+	if want := []string{"1Succeeded", "2Succeeded", "3Failed"}; strings.Join(changes, ",") != strings.Join(want, ",") {
+		t.Errorf("notifications %v, want %v", changes, want)
 	}
 }
 
