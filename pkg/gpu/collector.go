@@ -1,6 +1,11 @@
 // Package gpu reads GPU health from NVML: an inventory of the devices on
-// this host and per-device samples of memory, utilization, temperature,
-// power, clock event (throttle) reasons and uncorrected ECC errors.
+// this host; per-device samples of memory, utilization, temperature,
+// power, clock event (throttle) reasons, uncorrected and corrected ECC
+// errors, and the compute processes using the GPU, each mapped to its
+// Kubernetes pod through /proc/<pid>/cgroup and the kubelet's pod log
+// directories; and Xid errors through an NVML event set (WaitXid).
+//
+// The types in api.go are the JSON API of the gpu-agent (pkg/gpu/agent).
 //
 // A Collector works over an injected nvml.Interface: nvml.New() in
 // production, go-nvml's mocks (pkg/nvml/mock/dgxh100 and friends) in tests.
@@ -61,15 +66,24 @@ type Collector struct {
 	lib   nvml.Interface
 	clock Clock
 
+	procRoot   string // "" turns pod mapping off
+	podsLogDir string
+
 	mu           sync.RWMutex
 	open         bool
 	eventReasons bool // the driver has clockEventReasonsSymbol
+
+	// xmu serializes WaitXid calls, which hold mu for reading; Close,
+	// holding mu for writing, may touch the event set without it.
+	xmu      sync.Mutex
+	xidSet   nvml.EventSet  // nil until the first WaitXid
+	xidIndex map[string]int // registered device UUID -> index
 }
 
 // NewCollector returns a Collector over lib, e.g. nvml.New(). It does not
 // touch NVML until Open.
 func NewCollector(lib nvml.Interface, opts ...Option) *Collector {
-	c := &Collector{lib: lib, clock: canary.SystemClock{}}
+	c := &Collector{lib: lib, clock: canary.SystemClock{}, procRoot: DefaultProcRoot, podsLogDir: DefaultPodsLogDir}
 	for _, opt := range opts {
 		opt(c)
 	}
@@ -102,7 +116,8 @@ func (c *Collector) Open(ctx context.Context) error {
 	return nil
 }
 
-// Close shuts NVML down. It is a no-op when not open.
+// Close frees the Xid event set, if WaitXid created one, and shuts NVML
+// down. It is a no-op when not open.
 func (c *Collector) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -110,10 +125,17 @@ func (c *Collector) Close() error {
 		return nil
 	}
 	c.open = false
-	if ret := c.lib.Shutdown(); ret != nvml.SUCCESS {
-		return fmt.Errorf("nvml shutdown: %w", ret)
+	var errs []error
+	if c.xidSet != nil {
+		if ret := c.xidSet.Free(); ret != nvml.SUCCESS {
+			errs = append(errs, fmt.Errorf("free event set: %w", ret))
+		}
+		c.xidSet, c.xidIndex = nil, nil
 	}
-	return nil
+	if ret := c.lib.Shutdown(); ret != nvml.SUCCESS {
+		errs = append(errs, fmt.Errorf("nvml shutdown: %w", ret))
+	}
+	return errors.Join(errs...)
 }
 
 // Device identifies one GPU.
@@ -158,6 +180,11 @@ func (c *Collector) eachDevice(ctx context.Context, fn func(i int, dev nvml.Devi
 	if !c.open {
 		return nil, ErrNotOpen
 	}
+	return c.eachDeviceLocked(ctx, fn)
+}
+
+// eachDeviceLocked is eachDevice for a caller that holds c.mu open.
+func (c *Collector) eachDeviceLocked(ctx context.Context, fn func(i int, dev nvml.Device) error) ([]error, error) {
 	n, ret := c.lib.DeviceGetCount()
 	if ret != nvml.SUCCESS {
 		return nil, fmt.Errorf("get device count: %w", ret)

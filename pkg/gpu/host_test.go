@@ -55,10 +55,11 @@ func TestRealNVML(t *testing.T) {
 		}
 		t.Logf("device %+v", d)
 	}
-	samples, err := c.Snapshot(ctx)
+	snap, err := c.Snapshot(ctx)
 	if err != nil {
 		t.Fatalf("Snapshot: %v", err)
 	}
+	samples := snap.Devices
 	if len(samples) != len(devs) {
 		t.Fatalf("%d samples for %d devices", len(samples), len(devs))
 	}

@@ -7,61 +7,20 @@ import (
 	"testing"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxh100"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
+
+	"github.com/canarybot/canarybot/pkg/gpu/gputest"
 )
 
-// Values the healthy metrics below report. go-nvml's DGX mocks implement
-// identity and memory info only; every other device call panics until its
-// …Func field is set.
-const (
-	healthyUtilization = 37
-	healthyTempBase    = 40 // device i reports healthyTempBase + i
-	healthyPowerMW     = 312_500
-	healthyUsedBytes   = 10 << 30
+// Shorthands for gputest's mock setup.
+var (
+	setHealthy    = gputest.SetHealthy
+	healthyServer = gputest.HealthyServer
+	device        = gputest.Device
+	setECC        = gputest.SetECC
 )
 
-// setHealthy gives d plausible readings for the calls the mock leaves
-// unset, and sets the mock's own memory info, which its default
-// GetMemoryInfoFunc returns. Wrong arguments get ERROR_INVALID_ARGUMENT,
-// so a test fails when the collector asks for the wrong sensor or counter.
-func setHealthy(d *server.Device) {
-	d.MemoryInfo.Used = healthyUsedBytes
-	d.MemoryInfo.Free = d.MemoryInfo.Total - healthyUsedBytes
-	d.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) {
-		return nvml.Utilization{Gpu: healthyUtilization, Memory: 5}, nvml.SUCCESS
-	}
-	d.GetTemperatureFunc = func(s nvml.TemperatureSensors) (uint32, nvml.Return) {
-		if s != nvml.TEMPERATURE_GPU {
-			return 0, nvml.ERROR_INVALID_ARGUMENT
-		}
-		return uint32(healthyTempBase + d.Index), nvml.SUCCESS
-	}
-	d.GetPowerUsageFunc = func() (uint32, nvml.Return) { return healthyPowerMW, nvml.SUCCESS }
-	d.GetCurrentClocksEventReasonsFunc = func() (uint64, nvml.Return) {
-		return nvml.ClocksEventReasonGpuIdle, nvml.SUCCESS
-	}
-	d.GetTotalEccErrorsFunc = func(e nvml.MemoryErrorType, c nvml.EccCounterType) (uint64, nvml.Return) {
-		if e != nvml.MEMORY_ERROR_TYPE_UNCORRECTED {
-			return 0, nvml.ERROR_INVALID_ARGUMENT
-		}
-		return 0, nvml.SUCCESS
-	}
-}
-
-// healthyServer is the DGX H100 mock with every device setHealthy.
-func healthyServer() *server.Server {
-	s := dgxh100.New()
-	for _, d := range s.Devices {
-		setHealthy(d.(*server.Device))
-	}
-	return s
-}
-
-// device returns the mock device at index i.
-func device(s *server.Server, i int) *server.Device {
-	return s.Devices[i].(*server.Device)
-}
+type eccCounts = gputest.ECCCounts
 
 // healthySample is the sample setHealthy makes device i of srv report.
 // Its Time is zero, as from a collector WithClock(fixedClock{}).
@@ -71,14 +30,16 @@ func healthySample(srv *server.Server, i int) DeviceSample {
 		Index:                   i,
 		UUID:                    d.UUID,
 		Name:                    d.Config.Name,
-		Memory:                  &MemoryUsage{UsedBytes: healthyUsedBytes, TotalBytes: d.MemoryInfo.Total},
-		UtilizationPercent:      ptr[uint32](healthyUtilization),
-		TemperatureC:            ptr(uint32(healthyTempBase + i)),
-		PowerWatts:              ptr(float64(healthyPowerMW) / 1000),
+		Memory:                  &MemoryUsage{UsedBytes: gputest.UsedBytes, TotalBytes: d.MemoryInfo.Total},
+		UtilizationPercent:      ptr[uint32](gputest.Utilization),
+		TemperatureC:            ptr(uint32(gputest.TempBase + i)),
+		PowerWatts:              ptr(float64(gputest.PowerMW) / 1000),
 		ClockEventReasons:       ptr[ClockEventReasons](nvml.ClocksEventReasonGpuIdle),
 		ClockEventReasonNames:   []string{"GpuIdle"},
 		ECCUncorrectedVolatile:  ptr[uint64](0),
 		ECCUncorrectedAggregate: ptr[uint64](0),
+		ECCCorrectedVolatile:    ptr[uint64](0),
+		ECCCorrectedAggregate:   ptr[uint64](0),
 	}
 }
 

@@ -21,6 +21,9 @@ const SlowdownReasons ClockEventReasons = nvml.ClocksThrottleReasonHwSlowdown |
 	nvml.ClocksThrottleReasonHwPowerBrakeSlowdown |
 	nvml.ClocksEventReasonSwThermalSlowdown
 
+// AllReasons is every reason NVML defines a name for.
+const AllReasons ClockEventReasons = nvml.ClocksEventReasonAll
+
 // Names decodes the set reasons in bit order, e.g. ["SwThermalSlowdown",
 // "HwThermalSlowdown"]. Bits NVML does not define are named together as
 // "Unknown(0x…)". It returns nil when no reason is set.

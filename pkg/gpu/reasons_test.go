@@ -23,7 +23,7 @@ func TestClockEventReasons(t *testing.T) {
 			8 | 32 | 128,
 		},
 		{
-			nvml.ClocksEventReasonAll,
+			AllReasons,
 			[]string{"GpuIdle", "ApplicationsClocksSetting", "SwPowerCap", "HwSlowdown", "SyncBoost",
 				"SwThermalSlowdown", "HwThermalSlowdown", "HwPowerBrakeSlowdown", "DisplayClockSetting",
 				"BoardLimit", "Reliability"},

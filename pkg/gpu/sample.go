@@ -43,6 +43,20 @@ type DeviceSample struct {
 	// ECCUncorrectedAggregate counts uncorrected memory errors over the
 	// device's lifetime.
 	ECCUncorrectedAggregate *uint64 `json:"eccUncorrectedAggregate,omitempty"`
+	// ECCCorrectedVolatile counts corrected (single-bit) memory errors
+	// since the driver was last loaded.
+	ECCCorrectedVolatile *uint64 `json:"eccCorrectedVolatile,omitempty"`
+	// ECCCorrectedAggregate counts corrected memory errors over the
+	// device's lifetime.
+	ECCCorrectedAggregate *uint64 `json:"eccCorrectedAggregate,omitempty"`
+	// Xid lists the Xid errors received for this device since the
+	// previous snapshot, oldest first. The collector leaves it empty: the
+	// agent, which watches Xid events with WaitXid, fills it in.
+	Xid []XidEvent `json:"xid,omitempty"`
+	// Processes are the compute processes running on the device, with
+	// their Kubernetes pod where it is known; empty when there are none
+	// or the device cannot list them.
+	Processes []ProcessSample `json:"processes,omitempty"`
 }
 
 // MemoryUsage is a device's framebuffer use in bytes.
@@ -63,27 +77,31 @@ func (m MemoryUsage) UsedFraction() float64 {
 }
 
 // Snapshot samples every GPU on this host, in index order, all stamped
-// with one time from the collector's clock. A device whose read fails is
-// left out and its error, naming the device index and the NVML call and
-// wrapping the nvml.Return (so errors.Is(err, nvml.ERROR_GPU_IS_LOST)
-// works), is joined into the returned error; the other devices' samples
-// are still returned. Failing to count devices, or a done ctx, returns
-// no samples.
-func (c *Collector) Snapshot(ctx context.Context) ([]DeviceSample, error) {
-	now := c.clock.Now()
-	var samples []DeviceSample
+// with one time from the collector's clock; its Node is left empty. A
+// device whose read fails is left out and its error, naming the device
+// index and the NVML call and wrapping the nvml.Return (so
+// errors.Is(err, nvml.ERROR_GPU_IS_LOST) works), is joined into the
+// returned error; the other devices' samples are still returned. Files
+// that could not be read while mapping processes to pods are joined in
+// too; those processes keep empty pod fields. Failing to count devices,
+// or a done ctx, returns no devices.
+func (c *Collector) Snapshot(ctx context.Context) (Snapshot, error) {
+	snap := Snapshot{Time: c.clock.Now()}
 	errs, err := c.eachDevice(ctx, func(i int, dev nvml.Device) error {
 		s, err := sampleDevice(i, dev, c.eventReasons)
 		if err == nil {
-			s.Time = now
-			samples = append(samples, s)
+			s.Time = snap.Time
+			snap.Devices = append(snap.Devices, s)
 		}
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return snap, err
 	}
-	return samples, errors.Join(errs...)
+	if err := c.mapPods(snap.Devices); err != nil {
+		errs = append(errs, err)
+	}
+	return snap, errors.Join(errs...)
 }
 
 // sampleDevice reads every metric of device i, stopping at the first
@@ -95,20 +113,20 @@ func sampleDevice(i int, dev nvml.Device, eventReasons bool) (DeviceSample, erro
 	if s.UUID, s.Name, err = identity(i, dev); err != nil {
 		return s, err
 	}
+	ecc := func(dst **uint64, typ nvml.MemoryErrorType, counter nvml.EccCounterType) func() error {
+		return func() (err error) { *dst, err = eccErrors(i, dev, typ, counter); return err }
+	}
 	reads := []func() error{
 		func() (err error) { s.Memory, err = memoryUsage(i, dev); return err },
 		func() (err error) { s.UtilizationPercent, err = utilization(i, dev); return err },
 		func() (err error) { s.TemperatureC, err = temperature(i, dev); return err },
 		func() (err error) { s.PowerWatts, err = powerWatts(i, dev); return err },
 		func() (err error) { s.ClockEventReasons, err = clockEventReasons(i, dev, eventReasons); return err },
-		func() (err error) {
-			s.ECCUncorrectedVolatile, err = uncorrectedECC(i, dev, nvml.VOLATILE_ECC, "volatile")
-			return err
-		},
-		func() (err error) {
-			s.ECCUncorrectedAggregate, err = uncorrectedECC(i, dev, nvml.AGGREGATE_ECC, "aggregate")
-			return err
-		},
+		ecc(&s.ECCUncorrectedVolatile, nvml.MEMORY_ERROR_TYPE_UNCORRECTED, nvml.VOLATILE_ECC),
+		ecc(&s.ECCUncorrectedAggregate, nvml.MEMORY_ERROR_TYPE_UNCORRECTED, nvml.AGGREGATE_ECC),
+		ecc(&s.ECCCorrectedVolatile, nvml.MEMORY_ERROR_TYPE_CORRECTED, nvml.VOLATILE_ECC),
+		ecc(&s.ECCCorrectedAggregate, nvml.MEMORY_ERROR_TYPE_CORRECTED, nvml.AGGREGATE_ECC),
+		func() (err error) { s.Processes, err = computeProcesses(i, dev); return err },
 	}
 	for _, read := range reads {
 		if err := read(); err != nil {
@@ -192,9 +210,25 @@ func clockEventReasons(i int, dev nvml.Device, eventReasons bool) (*ClockEventRe
 	return optional(i, call, ClockEventReasons(bits), ret)
 }
 
-// uncorrectedECC reads the uncorrected memory error count of device i
-// for one counter type; kind names it in errors.
-func uncorrectedECC(i int, dev nvml.Device, counter nvml.EccCounterType, kind string) (*uint64, error) {
-	n, ret := dev.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_UNCORRECTED, counter)
-	return optional(i, "get "+kind+" uncorrected ECC errors", n, ret)
+// eccErrors reads device i's count of memory errors of one type
+// (uncorrected or corrected) and counter (volatile or aggregate).
+func eccErrors(i int, dev nvml.Device, typ nvml.MemoryErrorType, counter nvml.EccCounterType) (*uint64, error) {
+	n, ret := dev.GetTotalEccErrors(typ, counter)
+	return optional(i, fmt.Sprintf("get %s %s ECC errors", eccCounterName(counter), eccTypeName(typ)), n, ret)
+}
+
+// eccTypeName names an ECC error type as the metrics and errors do.
+func eccTypeName(typ nvml.MemoryErrorType) string {
+	if typ == nvml.MEMORY_ERROR_TYPE_CORRECTED {
+		return "corrected"
+	}
+	return "uncorrected"
+}
+
+// eccCounterName names an ECC counter type as the metrics and errors do.
+func eccCounterName(counter nvml.EccCounterType) string {
+	if counter == nvml.AGGREGATE_ECC {
+		return "aggregate"
+	}
+	return "volatile"
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
+
+	"github.com/canarybot/canarybot/pkg/gpu/gputest"
 )
 
 // fixedClock always tells the same time.
@@ -22,10 +24,14 @@ func (c fixedClock) Now() time.Time { return c.t }
 func TestSnapshotHealthy(t *testing.T) {
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	srv := healthyServer()
-	samples, err := openCollector(t, srv, WithClock(fixedClock{at})).Snapshot(context.Background())
+	snap, err := openCollector(t, srv, WithClock(fixedClock{at})).Snapshot(context.Background())
 	if err != nil {
 		t.Fatalf("Snapshot: %v", err)
 	}
+	if !snap.Time.Equal(at) || snap.Node != "" {
+		t.Errorf("snapshot time %v node %q, want %v and no node", snap.Time, snap.Node, at)
+	}
+	samples := snap.Devices
 	if len(samples) != 8 {
 		t.Fatalf("got %d samples, want 8", len(samples))
 	}
@@ -52,11 +58,12 @@ func TestSnapshotDGXA100(t *testing.T) {
 	for _, d := range srv.Devices {
 		setHealthy(d.(*server.Device))
 	}
-	samples, err := openCollector(t, srv).Snapshot(context.Background())
+	snap, err := openCollector(t, srv).Snapshot(context.Background())
+	samples := snap.Devices
 	if err != nil || len(samples) != 8 {
 		t.Fatalf("Snapshot = %d samples, %v", len(samples), err)
 	}
-	if s := samples[7]; s.UUID != device(srv, 7).UUID || s.Memory.TotalBytes != 40<<30 || *s.TemperatureC != healthyTempBase+7 {
+	if s := samples[7]; s.UUID != device(srv, 7).UUID || s.Memory.TotalBytes != 40<<30 || *s.TemperatureC != gputest.TempBase+7 {
 		t.Errorf("sample 7 = %+v", s)
 	}
 }
@@ -76,10 +83,13 @@ func TestSnapshotDeviceConditions(t *testing.T) {
 		},
 		want: func(s *DeviceSample) { s.Memory = &MemoryUsage{UsedBytes: total - free, TotalBytes: total} },
 	}, {
-		name:   "uncorrected ECC errors",
-		mutate: func(d *server.Device) { setUncorrectedECC(d, 2, 9) },
+		name: "ECC errors",
+		mutate: func(d *server.Device) {
+			setECC(d, eccCounts{UncorrectedVolatile: 2, UncorrectedAggregate: 9, CorrectedVolatile: 40, CorrectedAggregate: 1234})
+		},
 		want: func(s *DeviceSample) {
 			s.ECCUncorrectedVolatile, s.ECCUncorrectedAggregate = ptr[uint64](2), ptr[uint64](9)
+			s.ECCCorrectedVolatile, s.ECCCorrectedAggregate = ptr[uint64](40), ptr[uint64](1234)
 		},
 	}, {
 		name: "thermal throttling",
@@ -105,7 +115,8 @@ func TestSnapshotDeviceConditions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := healthyServer()
 			tc.mutate(device(srv, 3))
-			samples, err := openCollector(t, srv, WithClock(fixedClock{})).Snapshot(context.Background())
+			snap, err := openCollector(t, srv, WithClock(fixedClock{})).Snapshot(context.Background())
+			samples := snap.Devices
 			if err != nil || len(samples) != 8 {
 				t.Fatalf("Snapshot = %d samples, %v", len(samples), err)
 			}
@@ -121,21 +132,6 @@ func TestSnapshotDeviceConditions(t *testing.T) {
 	}
 }
 
-// setUncorrectedECC makes d report volatile and aggregate uncorrected ECC
-// counts, and a large corrected count that must not leak in.
-func setUncorrectedECC(d *server.Device, volatile, aggregate uint64) {
-	d.GetTotalEccErrorsFunc = func(e nvml.MemoryErrorType, c nvml.EccCounterType) (uint64, nvml.Return) {
-		switch {
-		case e != nvml.MEMORY_ERROR_TYPE_UNCORRECTED:
-			return 1000, nvml.SUCCESS
-		case c == nvml.VOLATILE_ECC:
-			return volatile, nvml.SUCCESS
-		default:
-			return aggregate, nvml.SUCCESS
-		}
-	}
-}
-
 // setUnsupported makes every optional metric of d ERROR_NOT_SUPPORTED.
 func setUnsupported(d *server.Device) {
 	d.GetMemoryInfoFunc = func() (nvml.Memory, nvml.Return) { return nvml.Memory{}, nvml.ERROR_NOT_SUPPORTED }
@@ -146,6 +142,7 @@ func setUnsupported(d *server.Device) {
 	d.GetTotalEccErrorsFunc = func(nvml.MemoryErrorType, nvml.EccCounterType) (uint64, nvml.Return) {
 		return 0, nvml.ERROR_NOT_SUPPORTED
 	}
+	d.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.ERROR_NOT_SUPPORTED }
 }
 
 func TestMemoryUsageUsedFraction(t *testing.T) {
@@ -180,11 +177,23 @@ func TestSnapshotDeviceErrors(t *testing.T) {
 				return 0, nvml.SUCCESS
 			}
 		}, nvml.ERROR_CORRUPTED_INFOROM, "get aggregate uncorrected ECC errors"},
+		{func(d *server.Device) {
+			d.GetTotalEccErrorsFunc = func(e nvml.MemoryErrorType, c nvml.EccCounterType) (uint64, nvml.Return) {
+				if e == nvml.MEMORY_ERROR_TYPE_CORRECTED && c == nvml.VOLATILE_ECC {
+					return 0, nvml.ERROR_UNKNOWN
+				}
+				return 0, nvml.SUCCESS
+			}
+		}, nvml.ERROR_UNKNOWN, "get volatile corrected ECC errors"},
+		{func(d *server.Device) {
+			d.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.ERROR_NO_PERMISSION }
+		}, nvml.ERROR_NO_PERMISSION, "get compute running processes"},
 	} {
 		t.Run(tc.call, func(t *testing.T) {
 			srv := healthyServer()
 			tc.mutate(device(srv, 3))
-			samples, err := openCollector(t, srv).Snapshot(context.Background())
+			snap, err := openCollector(t, srv).Snapshot(context.Background())
+			samples := snap.Devices
 			if !errors.Is(err, tc.ret) {
 				t.Fatalf("err = %v, want it to wrap %v", err, tc.ret)
 			}
@@ -230,11 +239,11 @@ func TestSnapshotThrottleReasonsFallback(t *testing.T) {
 			return nvml.ClocksThrottleReasonHwSlowdown, nvml.SUCCESS
 		}
 	}
-	samples, err := openCollector(t, srv).Snapshot(context.Background())
+	snap, err := openCollector(t, srv).Snapshot(context.Background())
 	if err != nil {
 		t.Fatalf("Snapshot: %v", err)
 	}
-	if got := samples[0].ClockEventReasonNames; !slices.Equal(got, []string{"HwSlowdown"}) {
+	if got := snap.Devices[0].ClockEventReasonNames; !slices.Equal(got, []string{"HwSlowdown"}) {
 		t.Errorf("reason names = %v, want [HwSlowdown]", got)
 	}
 	if n := len(device(srv, 0).GetCurrentClocksEventReasonsCalls()); n != 0 {
@@ -249,7 +258,7 @@ func TestSnapshotCanceledAndNotOpen(t *testing.T) {
 	c := openCollector(t, healthyServer())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if s, err := c.Snapshot(ctx); s != nil || !errors.Is(err, context.Canceled) {
-		t.Errorf("Snapshot = %v, %v; want nil, context.Canceled", s, err)
+	if s, err := c.Snapshot(ctx); s.Devices != nil || !errors.Is(err, context.Canceled) {
+		t.Errorf("Snapshot = %+v, %v; want no devices, context.Canceled", s, err)
 	}
 }

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/canarybot/canarybot/pkg/canary"
+	"github.com/canarybot/canarybot/pkg/gpu"
+	"github.com/canarybot/canarybot/pkg/gpu/agent"
+)
+
+// defaultGPUAgentListen is the gpu-agent's port: beside dcgm-exporter's
+// 9400 and nvidia_gpu_exporter's 9835, so it can run with either.
+const defaultGPUAgentListen = ":9836"
+
+type gpuAgentOptions struct {
+	listen, node, procRoot, podsLogDir string
+	history, interval                  time.Duration
+	once                               bool
+}
+
+func newGPUAgent(g *globals) *cobra.Command {
+	o := &gpuAgentOptions{}
+	c := &cobra.Command{
+		Use:   "gpu-agent",
+		Short: "Serve this node's GPU health (NVML) as Prometheus metrics and JSON for GPU gates",
+		Long: "gpu-agent reads every GPU on this node through NVML on each scrape (cached for 2s) and every\n" +
+			"--interval: memory, utilization, temperature, power, clock event reasons, ECC errors, Xid\n" +
+			"events and per-process GPU memory mapped to Kubernetes pods. It serves canarybot_gpu_* metrics\n" +
+			"on /metrics and, for gates that query a node directly, GET " + gpu.APIPath + " (the latest\n" +
+			"snapshot) and GET " + gpu.APIPath + "?since=<RFC 3339> (the snapshots kept since then).\n" +
+			"Without NVML it still serves, with canarybot_gpu_up 0. Deploy it with manifests/gpu-agent.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			return o.run(cmd.Context(), log, g.stdout)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.listen, "listen", defaultGPUAgentListen, "serve metrics and the JSON API on this address")
+	f.StringVar(&o.node, "node-name", os.Getenv("NODE_NAME"), "the node label and JSON node field (default $NODE_NAME)")
+	f.StringVar(&o.procRoot, "proc-root", gpu.DefaultProcRoot, "the host's /proc, to map GPU processes to pods; empty turns the mapping off")
+	f.StringVar(&o.podsLogDir, "pods-log-dir", gpu.DefaultPodsLogDir, "the kubelet's pod log directory, to name the pods")
+	f.DurationVar(&o.history, "history", agent.DefaultHistory, "how long the JSON history keeps snapshots")
+	f.DurationVar(&o.interval, "interval", agent.DefaultInterval, "how often to take a snapshot for the history")
+	f.BoolVar(&o.once, "once", false, "print one JSON snapshot and exit")
+	return c
+}
+
+func (o *gpuAgentOptions) run(ctx context.Context, log *slog.Logger, out io.Writer) (err error) {
+	if o.interval <= 0 {
+		return fmt.Errorf("--interval %v: must be positive", o.interval)
+	}
+	if o.history < o.interval {
+		return fmt.Errorf("--history %v: must be at least --interval %v", o.history, o.interval)
+	}
+	col := gpu.NewCollector(nvml.New(), gpu.WithProcRoot(o.procRoot), gpu.WithPodsLogDir(o.podsLogDir))
+	defer func() {
+		if cerr := col.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+	if o.once {
+		return o.printOnce(ctx, col, out)
+	}
+	for _, dir := range []struct{ flag, path string }{{"--proc-root", o.procRoot}, {"--pods-log-dir", o.podsLogDir}} {
+		if _, err := os.Stat(dir.path); dir.path != "" && err != nil {
+			log.Warn("GPU processes will lack pods", "flag", dir.flag, "err", err)
+		}
+	}
+	a, err := agent.New(col, agent.Config{Node: o.node, Interval: o.interval, History: o.history, Clock: canary.SystemClock{}, Log: log})
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	if err := a.Register(reg); err != nil {
+		return err
+	}
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register runtime metrics: %w", err)
+		}
+	}
+	return serveGPUAgent(ctx, o.listen, a, reg, out)
+}
+
+// serveGPUAgent serves a's handler on listen and runs a until ctx ends or
+// serving fails.
+func serveGPUAgent(ctx context.Context, listen string, a *agent.Agent, reg *prometheus.Registry, out io.Writer) error {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", listen, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv := &http.Server{Handler: a.Handler(reg), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() {
+		err := srv.Serve(ln)
+		if !errors.Is(err, http.ErrServerClosed) {
+			cancel()
+		}
+		serveErr <- err
+	}()
+	fmt.Fprintf(out, "gpu-agent serving on http://%s (%s, %s)\n", ln.Addr(), agent.MetricsPath, gpu.APIPath)
+	runErr := a.Run(ctx)
+	shut, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	if err := srv.Shutdown(shut); err != nil {
+		return errors.Join(runErr, fmt.Errorf("shut down the gpu-agent server: %w", err))
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return errors.Join(runErr, fmt.Errorf("serve on %s: %w", ln.Addr(), err))
+	}
+	return runErr
+}
+
+// printOnce prints one snapshot as JSON. A partial snapshot is printed
+// and its error returned.
+func (o *gpuAgentOptions) printOnce(ctx context.Context, col *gpu.Collector, out io.Writer) error {
+	if err := col.Open(ctx); err != nil {
+		return err
+	}
+	snap, err := col.Snapshot(ctx)
+	if err != nil && len(snap.Devices) == 0 {
+		return err
+	}
+	snap.Node = o.node
+	if snap.Devices == nil {
+		snap.Devices = []gpu.DeviceSample{}
+	}
+	b, merr := json.MarshalIndent(snap, "", "  ")
+	if merr != nil {
+		return fmt.Errorf("encode snapshot: %w", merr)
+	}
+	fmt.Fprintln(out, string(b))
+	return err
+}

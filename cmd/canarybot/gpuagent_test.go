@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+
+	"github.com/canarybot/canarybot/pkg/gpu"
+)
+
+// hostHasNVML reports whether this host can open NVML (a GPU box).
+func hostHasNVML(t *testing.T) bool {
+	t.Helper()
+	c := gpu.NewCollector(nvml.New())
+	err := c.Open(context.Background())
+	if err == nil {
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return true
+	}
+	if !errors.Is(err, gpu.ErrNVMLUnavailable) {
+		t.Fatalf("NVML here is neither available nor cleanly absent: %v", err)
+	}
+	return false
+}
+
+// TestGPUAgentServes runs the built binary as the DaemonSet would. On a
+// host without NVML it must start, serve canarybot_gpu_up 0 with the open
+// error counted, answer the JSON API with 503, and exit 0 on SIGTERM.
+func TestGPUAgentServes(t *testing.T) {
+	withNVML := hostHasNVML(t)
+	cmd := exec.Command(buildBinary(t), "gpu-agent", "--listen", "127.0.0.1:0", "--node-name", "test-node",
+		"--proc-root", t.TempDir(), "--pods-log-dir", t.TempDir())
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	lines := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		lines <- line
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	var base string
+	select {
+	case line := <-lines:
+		m := regexp.MustCompile(`^gpu-agent serving on (http://127\.0\.0\.1:\d+) `).FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("first line %q does not say where it serves; stderr:\n%s", line, stderr.String())
+		}
+		base = m[1]
+	case <-time.After(30 * time.Second):
+		t.Fatalf("gpu-agent printed nothing in 30s; stderr:\n%s", stderr.String())
+	}
+
+	body := httpGet(t, base+"/metrics", http.StatusOK)
+	wantUp := `canarybot_gpu_up{node="test-node"} 0`
+	if withNVML {
+		wantUp = `canarybot_gpu_up{node="test-node"} 1`
+	}
+	if !strings.Contains(body, wantUp+"\n") {
+		t.Errorf("metrics lack %q:\n%s", wantUp, body)
+	}
+	if !withNVML {
+		if !regexp.MustCompile(`(?m)^canarybot_gpu_collect_errors_total\{node="test-node",op="open"\} [1-9]`).MatchString(body) {
+			t.Errorf("metrics do not count the failed open:\n%s", body)
+		}
+		var e gpu.APIError
+		if err := json.Unmarshal([]byte(httpGet(t, base+gpu.APIPath, http.StatusServiceUnavailable)), &e); err != nil ||
+			!strings.HasPrefix(e.Error, "NVML not available on this host: ") {
+			t.Errorf("JSON API error = %+v (%v)", e, err)
+		}
+	} else {
+		var snap gpu.Snapshot
+		if err := json.Unmarshal([]byte(httpGet(t, base+gpu.APIPath, http.StatusOK)), &snap); err != nil || snap.Node != "test-node" {
+			t.Errorf("snapshot = %+v (%v)", snap, err)
+		}
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("gpu-agent exit on SIGTERM: %v; stderr:\n%s", err, stderr.String())
+	}
+}
+
+// httpGet fetches url, checks the status and returns the body.
+func httpGet(t *testing.T, url string, want int) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != want {
+		t.Fatalf("GET %s = %s, want %d:\n%s", url, resp.Status, want, b)
+	}
+	return string(b)
+}
+
+func TestGPUAgentOnce(t *testing.T) {
+	out, _, err := run(t, "gpu-agent", "--once", "--node-name", "n1")
+	if !hostHasNVML(t) {
+		if err == nil || !strings.HasPrefix(err.Error(), "NVML not available on this host: ") || out != "" {
+			t.Fatalf("gpu-agent --once = %v, output %q; want the NVML error and no output", err, out)
+		}
+		return
+	}
+	var snap gpu.Snapshot
+	if err != nil || json.Unmarshal([]byte(out), &snap) != nil || snap.Node != "n1" {
+		t.Fatalf("gpu-agent --once = %v:\n%s", err, out)
+	}
+}
+
+func TestGPUAgentFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--interval", "0s"}, "--interval 0s: must be positive"},
+		{[]string{"--interval", "1m", "--history", "30s"}, "--history 30s: must be at least --interval 1m0s"},
+		{[]string{"--listen", "127.0.0.1:notaport"}, "listen on 127.0.0.1:notaport: "},
+		{[]string{"extra"}, `unknown command "extra" for "canarybot gpu-agent"`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			_, _, err := run(t, append([]string{"gpu-agent"}, tc.args...)...)
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestGPUAgentManifestArgs parses the DaemonSet's args, as kustomize
+// builds manifests/gpu-agent, with the real command's flags.
+func TestGPUAgentManifestArgs(t *testing.T) {
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), "../../manifests/gpu-agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	for _, r := range m.Resources() {
+		if r.GetKind() != "DaemonSet" {
+			continue
+		}
+		b, err := r.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ds struct {
+			Spec struct {
+				Template struct {
+					Spec struct {
+						Containers []struct{ Args []string } `json:"containers"`
+					} `json:"spec"`
+				} `json:"template"`
+			} `json:"spec"`
+		}
+		if err := yaml.Unmarshal(b, &ds); err != nil || len(ds.Spec.Template.Spec.Containers) != 1 {
+			t.Fatalf("decode DaemonSet: %v\n%s", err, b)
+		}
+		args = ds.Spec.Template.Spec.Containers[0].Args
+	}
+	root := newRoot(io.Discard, io.Discard)
+	c, rest, err := root.Find(args)
+	if err != nil || c.Name() != "gpu-agent" {
+		t.Fatalf("args %q find %v, %v; want gpu-agent", args, c, err)
+	}
+	if err := c.ParseFlags(rest); err != nil {
+		t.Fatalf("args %q: %v", args, err)
+	}
+	for flag, want := range map[string]string{"proc-root": "/host/proc", "pods-log-dir": "/host/var/log/pods", "listen": ":9836"} {
+		if got := c.Flags().Lookup(flag).Value.String(); got != want {
+			t.Errorf("--%s = %q, want %q", flag, got, want)
+		}
+	}
+}
