@@ -218,7 +218,9 @@ func (c *ChatOps) Observe(ctx context.Context, r canary.Report) error {
 			keep = append(keep, p)
 		}
 	}
-	c.pending[r.Plan] = keep
+	if len(keep) > 0 || len(done) > 0 {
+		c.pending[r.Plan] = keep
+	}
 	c.mu.Unlock()
 	for i, p := range done {
 		if err := c.reply(ctx, p.ref, fmt.Sprintf("@%s: `/canarybot %s`: %s", p.ref.Author, p.Verb, p.answer)); err != nil {

@@ -247,9 +247,10 @@ func (p *Publisher) blob(ctx context.Context, content []byte) (*string, error) {
 // base branch never is.
 func (p *Publisher) pointBranch(ctx context.Context, branch, sha string) error {
 	ref := &gh.Reference{Ref: gh.String("refs/heads/" + branch), Object: &gh.GitObject{SHA: gh.String(sha)}}
-	_, _, err := p.GH.Git.UpdateRef(ctx, p.Owner, p.Repo, ref, true)
-	if statusOf(err) == http.StatusUnprocessableEntity || statusOf(err) == http.StatusNotFound {
-		_, _, err = p.GH.Git.CreateRef(ctx, p.Owner, p.Repo, ref)
+	// The branch is deleted after each merge, so it usually does not exist.
+	_, _, err := p.GH.Git.CreateRef(ctx, p.Owner, p.Repo, ref)
+	if statusOf(err) == http.StatusUnprocessableEntity { // "Reference already exists"
+		_, _, err = p.GH.Git.UpdateRef(ctx, p.Owner, p.Repo, ref, true)
 	}
 	if err != nil {
 		return fmt.Errorf("point branch %s at %s: %w", branch, short(sha), err)
