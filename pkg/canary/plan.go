@@ -118,6 +118,55 @@ type OCISource struct {
 	// creation time (policy latest); org.opencontainers.image.created when
 	// empty.
 	CreatedAnnotation string `json:"createdAnnotation,omitempty"`
+	// Verify, when set, proposes only artifacts with a valid cosign
+	// signature.
+	Verify *OCIVerify `json:"verify,omitempty"`
+}
+
+// OCIVerify is the provenance an OCI artifact must have to be proposed: a
+// cosign signature (a Sigstore bundle attached to the artifact's manifest
+// as an OCI referrer, as cosign v3 writes it) made with PublicKey, or,
+// keyless, with a certificate for Identity (or IdentityRegexp) issued by
+// Issuer and chained to the trusted root.
+type OCIVerify struct {
+	// PublicKey is a PEM public key (cosign.pub). Set it, or Issuer.
+	PublicKey string `json:"publicKey,omitempty"`
+	// Identity is the certificate identity wanted, exactly: for GitHub
+	// Actions, the workflow, e.g.
+	// https://github.com/acme/models/.github/workflows/release.yml@refs/heads/main.
+	Identity string `json:"identity,omitempty"`
+	// IdentityRegexp is an RE2 pattern the identity must match, instead of
+	// Identity.
+	IdentityRegexp string `json:"identityRegexp,omitempty"`
+	// Issuer is the OIDC issuer the identity comes from, exactly, e.g.
+	// https://token.actions.githubusercontent.com.
+	Issuer string `json:"issuer,omitempty"`
+	// TrustedRoot is a Sigstore trusted_root.json, inline: the Fulcio CAs,
+	// Rekor and CT log keys to trust. Nothing is fetched over the network.
+	TrustedRoot string `json:"trustedRoot,omitempty"`
+	// TrustedRootFile is the path of a trusted_root.json on the bot's
+	// filesystem (a mounted ConfigMap, say), instead of TrustedRoot.
+	TrustedRootFile string `json:"trustedRootFile,omitempty"`
+	// RequireTlog (default true) requires a Rekor entry whose signed
+	// timestamp dates the signature. With false, the key or certificate
+	// is checked at the current time: fit for a long-lived key or a
+	// private CA, not for Fulcio's ten-minute certificates.
+	RequireTlog *bool `json:"requireTlog,omitempty"`
+	// RequireSCT (keyless only; default true) requires the certificate to
+	// carry a signed certificate timestamp from a trusted CT log.
+	RequireSCT *bool `json:"requireSCT,omitempty"`
+}
+
+// Keyless reports whether v verifies a certificate identity rather than a
+// public key.
+func (v *OCIVerify) Keyless() bool { return v.PublicKey == "" }
+
+// TlogRequired reports whether a transparency log entry is required.
+func (v *OCIVerify) TlogRequired() bool { return v.RequireTlog == nil || *v.RequireTlog }
+
+// SCTRequired reports whether a keyless certificate must carry an SCT.
+func (v *OCIVerify) SCTRequired() bool {
+	return v.Keyless() && (v.RequireSCT == nil || *v.RequireSCT)
 }
 
 // MLflowSource watches an MLflow Model Registry. Each proposed artifact is

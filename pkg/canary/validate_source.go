@@ -1,6 +1,14 @@
 package canary
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -72,6 +80,9 @@ func validateOCISource(o OCISource, add addFunc) {
 	if o.CreatedAnnotation != "" && o.Policy != OCIPolicyLatest {
 		add(f+"createdAnnotation", "applies only with policy %q, got policy %q", OCIPolicyLatest, o.Policy)
 	}
+	if o.Verify != nil {
+		validateOCIVerify(*o.Verify, add)
+	}
 }
 
 func validateMLflowSource(m MLflowSource, add addFunc) {
@@ -139,4 +150,107 @@ func validateStaticSource(st StaticSource, add addFunc) {
 	if strings.ContainsFunc(st.Version, func(r rune) bool { return r <= ' ' }) || len(st.Version) > 128 {
 		add(f+"version", "must be at most 128 characters without spaces, got %q", st.Version)
 	}
+}
+
+// trustedRootMediaType is the media type of a Sigstore trusted_root.json,
+// without its version parameter.
+const trustedRootMediaType = "application/vnd.dev.sigstore.trustedroot+json"
+
+// validateOCIVerify checks that v names exactly one way to trust a
+// signature (a public key, or an issuer with an identity) and the trust
+// material that way needs.
+func validateOCIVerify(v OCIVerify, add addFunc) {
+	const f = "spec.model.source.oci.verify."
+	keyless := v.Issuer != "" || v.Identity != "" || v.IdentityRegexp != ""
+	switch {
+	case v.PublicKey != "" && keyless:
+		add("spec.model.source.oci.verify", "set publicKey, or issuer with identity or identityRegexp, not both")
+	case v.PublicKey != "":
+		if err := checkPublicKeyPEM(v.PublicKey); err != nil {
+			add(f+"publicKey", "%s", err)
+		}
+		if v.RequireSCT != nil {
+			add(f+"requireSCT", "applies only to keyless verification (issuer and identity)")
+		}
+	case !keyless:
+		add("spec.model.source.oci.verify", "set publicKey, or issuer with identity or identityRegexp")
+	default:
+		validateKeyless(v, add)
+	}
+	if v.TrustedRoot != "" && v.TrustedRootFile != "" {
+		add(f+"trustedRootFile", "set trustedRoot or trustedRootFile, not both")
+	}
+	hasRoot := v.TrustedRoot != "" || v.TrustedRootFile != ""
+	switch {
+	case keyless && !hasRoot:
+		add(f+"trustedRoot", "keyless verification needs the CAs to trust: set trustedRoot or trustedRootFile")
+	case v.PublicKey != "" && v.TlogRequired() && !hasRoot:
+		add(f+"trustedRoot", "requireTlog needs the transparency log's keys: set trustedRoot or trustedRootFile, "+
+			"or requireTlog: false to check the key alone")
+	}
+	if v.TrustedRoot != "" {
+		if err := checkTrustedRoot(v.TrustedRoot); err != nil {
+			add(f+"trustedRoot", "%s", err)
+		}
+	}
+	if strings.ContainsRune(v.TrustedRootFile, 0) {
+		add(f+"trustedRootFile", "must be a file path, got %q", v.TrustedRootFile)
+	}
+}
+
+// validateKeyless checks the issuer and identity of keyless verification.
+func validateKeyless(v OCIVerify, add addFunc) {
+	const f = "spec.model.source.oci.verify."
+	if v.Issuer == "" {
+		add(f+"issuer", "is required for keyless verification, e.g. https://token.actions.githubusercontent.com")
+	}
+	switch {
+	case v.Identity != "" && v.IdentityRegexp != "":
+		add(f+"identityRegexp", "set identity or identityRegexp, not both")
+	case v.Identity == "" && v.IdentityRegexp == "":
+		add(f+"identity", "identity or identityRegexp is required for keyless verification")
+	case v.IdentityRegexp != "":
+		if _, err := regexp.Compile(v.IdentityRegexp); err != nil {
+			add(f+"identityRegexp", "%s", err)
+		}
+	}
+}
+
+// checkPublicKeyPEM accepts one PEM "PUBLIC KEY" block holding an ECDSA,
+// RSA or Ed25519 key, as cosign generate-key-pair writes it.
+func checkPublicKeyPEM(s string) error {
+	block, rest := pem.Decode([]byte(s))
+	switch {
+	case block == nil:
+		return errors.New("is not PEM: want a -----BEGIN PUBLIC KEY----- block")
+	case block.Type != "PUBLIC KEY":
+		return fmt.Errorf("is a PEM %q block, want PUBLIC KEY", block.Type)
+	case len(bytes.TrimSpace(rest)) > 0:
+		return errors.New("has data after the PEM block; give exactly one key")
+	}
+	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return fmt.Errorf("cannot be parsed: %w", err)
+	}
+	switch k.(type) {
+	case *ecdsa.PublicKey, *rsa.PublicKey, ed25519.PublicKey:
+		return nil
+	}
+	return fmt.Errorf("is a %T; want an ECDSA, RSA or Ed25519 key", k)
+}
+
+// checkTrustedRoot accepts a JSON object whose mediaType is a Sigstore
+// trusted root's. The verifier parses the rest.
+func checkTrustedRoot(s string) error {
+	var head struct {
+		MediaType string `json:"mediaType"`
+	}
+	if err := json.Unmarshal([]byte(s), &head); err != nil {
+		return fmt.Errorf("must be a Sigstore trusted_root.json: %w", err)
+	}
+	if !strings.HasPrefix(head.MediaType, trustedRootMediaType) {
+		return fmt.Errorf("has mediaType %q, want %s;version=0.1 (a Sigstore trusted_root.json)",
+			head.MediaType, trustedRootMediaType)
+	}
+	return nil
 }

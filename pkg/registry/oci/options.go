@@ -7,6 +7,11 @@
 // files, and one layer of media type LayerMediaType: a deterministic tar of
 // the files (sorted names, zero times, mode 0644), so that the same files
 // under the same version always push to the same digest.
+//
+// A plan may require provenance (spec.model.source.oci.verify): the
+// Watcher then proposes only artifacts whose cosign signature, a Sigstore
+// bundle attached as an OCI referrer, verifies with sigstore-go; see
+// Watcher.Verify.
 package oci
 
 import (

@@ -26,19 +26,32 @@ import (
 // A Watcher remembers the digest each tag last resolved to, and logs once
 // at Warn when a tag moves to another digest; canary.Decide reports such a
 // tag and never deploys it.
+//
+// When the plan sets spec.model.source.oci.verify, the picked artifact is
+// proposed only if its cosign signature verifies (see Verify). A refused
+// artifact is not proposed, its reason is logged once per digest at Warn
+// and kept for Refusal, and it is checked again on the next look, so that
+// a signature attached later is found.
 type Watcher struct {
 	o *options
 
 	mu sync.Mutex
 	// seen maps "repository:tag" to the digest it last resolved to.
 	seen map[string]string
+	// verified holds "digest settings-fingerprint" pairs that verified.
+	verified map[string]bool
+	// warned maps "plan digest" to the refusal reason last logged for it.
+	warned map[string]string
+	// refusal maps a plan to why its last look proposed nothing.
+	refusal map[string]error
 }
 
 var _ canary.ArtifactSource = (*Watcher)(nil)
 
 // NewWatcher returns a Watcher. By default it is anonymous and logs nothing.
 func NewWatcher(opts ...Option) *Watcher {
-	return &Watcher{o: newOptions(opts), seen: map[string]string{}}
+	return &Watcher{o: newOptions(opts), seen: map[string]string{}, verified: map[string]bool{},
+		warned: map[string]string{}, refusal: map[string]error{}}
 }
 
 // Latest returns the tag of plan.Spec.Model.Source.OCI.Repository that its
@@ -61,6 +74,9 @@ func NewWatcher(opts ...Option) *Watcher {
 //     image configs have. Tags with neither are ignored. At most
 //     MaxTimeLookups tags are inspected.
 //
+// With spec.model.source.oci.verify set, a tag whose artifact is refused
+// yields nil; Refusal says why.
+//
 // A missing source, a bad repository name or a bad policy is a terminal
 // error.
 func (w *Watcher) Latest(ctx context.Context, plan *canary.CanaryPlan) (*canary.Artifact, error) {
@@ -77,8 +93,12 @@ func (w *Watcher) Latest(ctx context.Context, plan *canary.CanaryPlan) (*canary.
 		return nil, fmt.Errorf("list tags of %s: %w", repo, err)
 	}
 	tag, digest, err := w.pick(ctx, repo, sel, tags)
-	if err != nil || tag == "" {
+	if err != nil {
 		return nil, err
+	}
+	if tag == "" {
+		w.setRefusal(plan.Metadata.Name, nil)
+		return nil, nil
 	}
 	ref := artifact.Ref{Scheme: artifact.SchemeOCI, Host: repo.RegistryStr(), Path: repo.RepositoryStr(), Digest: digest}
 	pinned, err := artifact.Parse(ref.String())
@@ -86,7 +106,118 @@ func (w *Watcher) Latest(ctx context.Context, plan *canary.CanaryPlan) (*canary.
 		return nil, fmt.Errorf("resolve %s: %w", repo.Tag(tag), canary.Terminal(err))
 	}
 	w.noteDigest(ctx, repo, tag, digest)
+	if ok, err := w.vouch(ctx, plan, tag, repo.Digest(digest)); !ok {
+		return nil, err
+	}
 	return &canary.Artifact{URI: pinned.String(), Version: tag}, nil
+}
+
+// Verify checks that the pinned artifact uri (oci://host/path@sha256:…)
+// carries a cosign signature that the plan's spec.model.source.oci.verify
+// accepts: a Sigstore bundle attached as an OCI referrer (cosign v3's
+// format; the legacy sha256-<hex>.sig tag is not read), verified with
+// sigstore-go over the manifest digest, signed by the plan's public key
+// or by its keyless identity and issuer. A plan without verify accepts
+// any artifact.
+//
+// An error that IsUnverified reports is the refusal and its reason:
+// ErrUnsigned, ErrBadSignature or ErrWrongSigner. A bad plan or URI is a
+// terminal error; others (the registry, a trusted root file) are
+// retryable.
+func (w *Watcher) Verify(ctx context.Context, plan *canary.CanaryPlan, uri string) error {
+	if _, _, err := w.source(plan); err != nil {
+		return err
+	}
+	v := plan.Spec.Model.Source.OCI.Verify
+	if v == nil {
+		return nil
+	}
+	ref, err := artifact.Parse(uri)
+	if err == nil && (ref.Scheme != artifact.SchemeOCI || ref.Digest == "") {
+		err = errors.New("not an oci://…@sha256:… reference")
+	}
+	if err != nil {
+		return canary.Terminal(fmt.Errorf("verify %s: %w", uri, err))
+	}
+	dig, err := name.NewDigest(ref.Host+"/"+ref.Path+"@"+ref.Digest, w.o.nameOptions()...)
+	if err != nil {
+		return canary.Terminal(fmt.Errorf("verify %s: %w", uri, err))
+	}
+	t, err := newTrust(v)
+	if err != nil {
+		return fmt.Errorf("plan %q: %w", plan.Metadata.Name, err)
+	}
+	return verifyDigest(ctx, w.o, dig, t)
+}
+
+// Refusal returns why the plan's last look proposed nothing although a
+// tag qualified: its artifact's provenance was refused (IsUnverified
+// reports the error). It is nil when the last look proposed an artifact
+// or found no tag, and before any look.
+func (w *Watcher) Refusal(plan string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.refusal[plan]
+}
+
+// vouch verifies the provenance of the artifact picked for tag when the
+// plan asks for it, and reports whether it may be proposed. A refusal is
+// false with a nil error; an error means it could not be checked.
+func (w *Watcher) vouch(ctx context.Context, plan *canary.CanaryPlan, tag string, dig name.Digest) (bool, error) {
+	v := plan.Spec.Model.Source.OCI.Verify
+	if v == nil {
+		w.setRefusal(plan.Metadata.Name, nil)
+		return true, nil
+	}
+	key := dig.DigestStr() + " " + fingerprint(v)
+	w.mu.Lock()
+	done := w.verified[key]
+	w.mu.Unlock()
+	if done {
+		w.setRefusal(plan.Metadata.Name, nil)
+		return true, nil
+	}
+	t, err := newTrust(v)
+	if err != nil {
+		return false, fmt.Errorf("plan %q: %w", plan.Metadata.Name, err)
+	}
+	err = verifyDigest(ctx, w.o, dig, t)
+	if err != nil && !IsUnverified(err) {
+		return false, fmt.Errorf("verify %s: %w", dig, err)
+	}
+	if err != nil {
+		w.refuse(ctx, plan.Metadata.Name, tag, dig, err)
+		return false, nil
+	}
+	w.mu.Lock()
+	w.verified[key] = true
+	w.refusal[plan.Metadata.Name] = nil
+	w.mu.Unlock()
+	w.o.logger.InfoContext(ctx, "signature verified", "plan", plan.Metadata.Name, "tag", tag,
+		"artifact", dig.String(), "signer", t.want)
+	return true, nil
+}
+
+// refuse records why the artifact picked for a plan is not proposed, and
+// logs it at Warn once per digest and reason.
+func (w *Watcher) refuse(ctx context.Context, plan, tag string, dig name.Digest, why error) {
+	w.mu.Lock()
+	w.refusal[plan] = fmt.Errorf("tag %s (%s): %w", tag, dig.DigestStr(), why)
+	key := plan + " " + dig.String()
+	said := w.warned[key] == why.Error()
+	w.warned[key] = why.Error()
+	w.mu.Unlock()
+	if !said {
+		w.o.logger.WarnContext(ctx, "not proposing an artifact whose provenance is refused",
+			"plan", plan, "tag", tag, "artifact", dig.String(), "reason", why.Error())
+	}
+}
+
+// setRefusal records the plan's refusal, nil for none.
+func (w *Watcher) setRefusal(plan string, err error) {
+	w.mu.Lock()
+	w.refusal[plan] = err
+	w.mu.Unlock()
 }
 
 // pick applies the policy to tags and returns the chosen tag and the
