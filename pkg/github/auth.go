@@ -110,6 +110,9 @@ func Connect(ctx context.Context, a Auth, tr *Transport) (*Session, error) {
 		return nil, fmt.Errorf("read GitHub App %d (is the private key the App's?): %w", a.AppID, err)
 	}
 	inst := ghinstallation.NewFromAppsTransport(apps, a.InstallationID)
+	if _, err := inst.Token(ctx); err != nil {
+		return nil, fmt.Errorf("get a token for installation %d of App %d (is the App installed there?): %w", a.InstallationID, a.AppID, err)
+	}
 	rest, err := newREST(a.apiURL(), inst)
 	if err != nil {
 		return nil, err

@@ -295,3 +295,6 @@ func isHex(s string) bool {
 	}
 	return true
 }
+
+// Waits is the counter of rate-limit waits.
+func (m *Metrics) Waits() prometheus.Counter { return m.waits }
