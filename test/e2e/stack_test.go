@@ -115,21 +115,7 @@ func TestArgoCDSyncsTheExactCommit(t *testing.T) {
 
 func waitReady(t *testing.T, ctx context.Context, c *argocd.Client, sha string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var why string
-	for time.Now().Before(deadline) {
-		st, err := c.Status(ctx, "demo")
-		if err == nil {
-			var ok bool
-			if ok, why = argocd.Ready(st, sha); ok {
-				return
-			}
-		} else {
-			why = err.Error()
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("commit %s not ready after %s: %s", sha, timeout, why)
+	waitReadyApp(t, ctx, c, "demo", sha, timeout)
 }
 
 func configMap(version string) string {
@@ -138,17 +124,25 @@ func configMap(version string) string {
 
 func seedConfigMapRepo(t *testing.T, ctx context.Context, bare string) *gitops.Repo {
 	t.Helper()
-	if out, err := exec.Command("git", "init", "--bare", "-b", "main", bare).CombinedOutput(); err != nil {
-		t.Fatalf("git init: %v %s", err, out)
-	}
 	seed := t.TempDir()
 	for p, c := range map[string]string{"app/kustomization.yaml": "resources: [configmap.yaml]\n", "app/configmap.yaml": configMap("1")} {
-		if err := os.MkdirAll(filepath.Join(seed, filepath.Dir(p)), 0o755); err != nil {
+		if err := writeFile(filepath.Join(seed, p), []byte(c)); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(seed, p), []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	}
+	initBare(t, bare, seed)
+	r, err := gitops.Open(ctx, gitops.Options{URL: bare, Dir: filepath.Join(t.TempDir(), "human"), AuthorName: "e2e", AuthorEmail: "e2e@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// initBare makes bare a repository whose main branch holds seed's files.
+func initBare(t *testing.T, bare, seed string) {
+	t.Helper()
+	if out, err := exec.Command("git", "init", "--bare", "-b", "main", bare).CombinedOutput(); err != nil {
+		t.Fatalf("git init: %v %s", err, out)
 	}
 	for _, args := range [][]string{{"init", "-b", "main"}, {"add", "."}, {"-c", "user.name=e2e", "-c", "user.email=e2e@example.com", "commit", "-m", "seed"},
 		{"push", bare, "main"}} {
@@ -156,9 +150,4 @@ func seedConfigMapRepo(t *testing.T, ctx context.Context, bare string) *gitops.R
 			t.Fatalf("git %v: %v %s", args, err, out)
 		}
 	}
-	r, err := gitops.Open(ctx, gitops.Options{URL: bare, Dir: filepath.Join(t.TempDir(), "human"), AuthorName: "e2e", AuthorEmail: "e2e@example.com"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
 }

@@ -40,6 +40,8 @@ type Stack struct {
 	ArgoCD     string
 	RepoServer string
 	Redis      string
+	// Prometheus is set by tests that start one beside the stack.
+	Prometheus string
 	tools      Tools
 	log        *slog.Logger
 	procs      []*proc
