@@ -24,6 +24,7 @@ import (
 const (
 	MetricE2ELatency   = "vllm:e2e_request_latency_seconds"
 	MetricTTFT         = "vllm:time_to_first_token_seconds"
+	MetricTPOT         = "vllm:time_per_output_token_seconds"
 	MetricSuccess      = "vllm:request_success_total"
 	MetricErrors       = "canarybot_sim:request_errors_total"
 	MetricKVCacheUsage = "vllm:gpu_cache_usage_perc"
@@ -57,11 +58,21 @@ func TTFTBuckets() []float64 {
 		0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0}
 }
 
+// TPOTBuckets are vLLM's time-per-output-token buckets.
+func TPOTBuckets() []float64 {
+	return []float64{0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5}
+}
+
+// OutputTokens is how many tokens every simulated answer has: TPOT is the
+// time after the first token divided by the tokens after it.
+const OutputTokens = 16
+
 // metrics are one server's series. Every series carries model_name,
 // version and role.
 type metrics struct {
 	e2e         *prometheus.HistogramVec
 	ttft        *prometheus.HistogramVec
+	tpot        *prometheus.HistogramVec
 	success     *prometheus.CounterVec
 	errors      *prometheus.CounterVec
 	kvCache     *prometheus.GaugeVec
@@ -83,6 +94,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: MetricTTFT, Help: "Histogram of time to first token in seconds.",
 			Buckets: TTFTBuckets(),
 		}, base),
+		tpot: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: MetricTPOT, Help: "Histogram of time per output token in seconds.",
+			Buckets: TPOTBuckets(),
+		}, base),
 		success: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricSuccess, Help: "Count of successfully processed requests.",
 		}, with(labelFinishedReason)),
@@ -102,7 +117,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: MetricPredictions, Help: "Count of predictions by class index (simulator only).",
 		}, with(labelClass)),
 	}
-	reg.MustRegister(m.e2e, m.ttft, m.success, m.errors, m.kvCache, m.waiting, m.running, m.predictions)
+	reg.MustRegister(m.e2e, m.ttft, m.tpot, m.success, m.errors, m.kvCache, m.waiting, m.running, m.predictions)
 	return m
 }
 
@@ -138,6 +153,7 @@ func (m *metrics) stop(l labels) {
 	match := prometheus.Labels{LabelModelName: l.model, LabelVersion: l.version, LabelRole: l.role}
 	m.e2e.DeletePartialMatch(match)
 	m.ttft.DeletePartialMatch(match)
+	m.tpot.DeletePartialMatch(match)
 	m.success.DeletePartialMatch(match)
 	m.errors.DeletePartialMatch(match)
 	m.kvCache.DeletePartialMatch(match)
@@ -154,6 +170,7 @@ func (m *metrics) record(l labels, o Outcome) {
 		return
 	}
 	m.ttft.WithLabelValues(l.values()...).Observe(o.TTFT.Seconds())
+	m.tpot.WithLabelValues(l.values()...).Observe((o.Latency - o.TTFT).Seconds() / (OutputTokens - 1))
 	m.success.WithLabelValues(l.values(finishedReasonStop)...).Inc()
 	if o.Class >= 0 {
 		m.predictions.WithLabelValues(l.values(strconv.Itoa(o.Class))...).Inc()

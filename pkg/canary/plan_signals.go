@@ -17,6 +17,9 @@ const (
 	MetricErrors  = "errors"
 	MetricLatency = "latency"
 	MetricTTFT    = "ttft"
+	// MetricTPOT is vLLM's time per output token, opt-in: list it in a
+	// judge's metrics to test it.
+	MetricTPOT = "tpot"
 )
 
 // Gauge signals.
@@ -37,7 +40,7 @@ type SignalsSpec struct {
 	// Step is the interval the gates slice time into; 10s by default.
 	Step *Duration `json:"step,omitempty"`
 	// Metrics overrides the preset's metric names, by signal: requests,
-	// errors, latency, ttft, predictions, kvCache, queueDepth.
+	// errors, latency, ttft, tpot, predictions, kvCache, queueDepth.
 	Metrics map[string]string `json:"metrics,omitempty"`
 }
 
@@ -66,7 +69,8 @@ type JudgeGate struct {
 	// screen on early steps and confirm before full traffic. Both fail on
 	// evidence of harm, and both read the whole rollout so far.
 	Mode string `json:"mode,omitempty"`
-	// Metrics to test; all the preset offers (errors, latency, ttft) by default.
+	// Metrics to test; by default errors, latency and ttft (vllm) or
+	// errors and latency (kserve). The vllm preset also offers tpot.
 	Metrics []string `json:"metrics,omitempty"`
 	// Alpha bounds the chance of reverting a canary that is not worse,
 	// over the whole rollout, split evenly across metrics. Default 0.05.

@@ -30,6 +30,15 @@ func presetMetrics(preset string) []string {
 	return nil
 }
 
+// presetOffers lists the judge metrics a preset can test: its defaults
+// and the opt-in ones.
+func presetOffers(preset string) []string {
+	if preset == PresetVLLM {
+		return append(presetMetrics(preset), MetricTPOT)
+	}
+	return presetMetrics(preset)
+}
+
 // DefaultMargin is the materially-worse ratio of a judge metric.
 func DefaultMargin(metric string) float64 {
 	if metric == MetricErrors {
@@ -198,7 +207,7 @@ func validateJudge(f string, j *JudgeGate, s *SignalsSpec, add addFunc) {
 	}
 	offered := map[string]bool{}
 	if s != nil {
-		for _, m := range presetMetrics(s.Preset) {
+		for _, m := range presetOffers(s.Preset) {
 			offered[m] = true
 		}
 	}

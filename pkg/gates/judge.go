@@ -201,6 +201,8 @@ func metricCounts(m string, s *signals.Series, start, testFrom time.Time) ([]Cou
 		hist = func(iv *signals.Interval) [2][]float64 { return iv.Latency }
 	case canary.MetricTTFT:
 		hist = func(iv *signals.Interval) [2][]float64 { return iv.TTFT }
+	case canary.MetricTPOT:
+		hist = func(iv *signals.Interval) [2][]float64 { return iv.TPOT }
 	default:
 		return nil, fmt.Sprintf("unknown metric %q", m)
 	}

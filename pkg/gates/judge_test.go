@@ -258,3 +258,35 @@ func TestAlphaSharesSumToOne(t *testing.T) {
 		t.Errorf("one metric takes the whole budget: %v", sh)
 	}
 }
+
+// tpotFrom carries a synthetic series' latency histograms as TPOT only,
+// so that the judge can see a regression through TPOT alone.
+func tpotFrom(src seriesFn) seriesFn {
+	return func(start, end time.Time, step time.Duration) *signals.Series {
+		s := src(start, end, step)
+		s.TPOTBounds, s.LatencyBounds = s.LatencyBounds, nil
+		for i := range s.Intervals {
+			s.Intervals[i].TPOT, s.Intervals[i].Latency = s.Intervals[i].Latency, [2][]float64{}
+		}
+		return s
+	}
+}
+
+func TestJudgeTPOT(t *testing.T) {
+	start := epoch.Add(10 * time.Minute)
+	base := side{errRate: 0.001, median: 0.3, sigma: 0.5}
+	slow := side{errRate: 0.001, median: 0.45, sigma: 0.5}
+	r, after := runJudge(t, judgeGate("tpot"), tpotFrom(synth(7, 20, 0.3, base, slow, start)), start, 45*time.Minute)
+	if r.Verdict != canary.VerdictFailed || !strings.Contains(r.Value, "tpot") {
+		t.Fatalf("50%% slower per token: %s (%s) after %s, want Failed on tpot", r.Verdict, r.Reason, after)
+	}
+	r, _ = runJudge(t, judgeGate("tpot"), tpotFrom(synth(7, 20, 0.3, base, base, start)), start, 45*time.Minute)
+	if r.Verdict != canary.VerdictSuccessful {
+		t.Fatalf("identical per-token latency: %s (%s), want Successful", r.Verdict, r.Reason)
+	}
+	// A model server that exports no TPOT: the metric is skipped, and says so.
+	r, _ = runJudge(t, judgeGate("latency", "tpot"), synth(7, 20, 0.3, base, base, start), start, 45*time.Minute)
+	if r.Verdict != canary.VerdictSuccessful || !strings.Contains(r.Reason, "tpot: not reported by either side; skipped") {
+		t.Fatalf("without TPOT: %s (%s), want Successful with tpot skipped", r.Verdict, r.Reason)
+	}
+}

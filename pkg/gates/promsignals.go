@@ -29,6 +29,7 @@ func PresetMetrics(preset string) map[string]string {
 			"requests":   "vllm:e2e_request_latency_seconds_count",
 			"latency":    "vllm:e2e_request_latency_seconds",
 			"ttft":       "vllm:time_to_first_token_seconds",
+			"tpot":       "vllm:time_per_output_token_seconds",
 			"kvCache":    "vllm:gpu_cache_usage_perc|vllm:kv_cache_usage_perc",
 			"queueDepth": "vllm:num_requests_waiting",
 		}
@@ -137,7 +138,10 @@ func (r *sideReader) read(ctx context.Context, names map[string]string) error {
 	if err := r.histogram(ctx, names["latency"], func(iv *signals.Interval) *[2][]float64 { return &iv.Latency }, &r.series.LatencyBounds); err != nil {
 		return err
 	}
-	return r.histogram(ctx, names["ttft"], func(iv *signals.Interval) *[2][]float64 { return &iv.TTFT }, &r.series.TTFTBounds)
+	if err := r.histogram(ctx, names["ttft"], func(iv *signals.Interval) *[2][]float64 { return &iv.TTFT }, &r.series.TTFTBounds); err != nil {
+		return err
+	}
+	return r.histogram(ctx, names["tpot"], func(iv *signals.Interval) *[2][]float64 { return &iv.TPOT }, &r.series.TPOTBounds)
 }
 
 func (r *sideReader) query(ctx context.Context, q string) (model.Matrix, error) {

@@ -121,6 +121,19 @@ func TestPromSignalsReadsWhatTheServersServed(t *testing.T) {
 	if slow[0] != 0 || slow[1] != 0 {
 		t.Errorf("+Inf bucket should be empty: %v", slow)
 	}
+	// TPOT: one observation per successful request, read through the preset.
+	if len(s.TPOTBounds) != len(modelsim.TPOTBuckets()) {
+		t.Errorf("%d TPOT bounds, want vLLM's %d", len(s.TPOTBounds), len(modelsim.TPOTBuckets()))
+	}
+	var tpot [2]float64
+	for _, iv := range s.Intervals {
+		for side := range 2 {
+			tpot[side] += signals.Sum(iv.TPOT[side])
+		}
+	}
+	if succ := req[1] - errs[1]; math.Abs(tpot[1]-succ) > 0.5+0.05*succ || math.Abs(tpot[0]-req[0]) > 0.5+0.05*req[0] {
+		t.Errorf("TPOT observations: stable %.0f canary %.0f, want one per successful request (%.0f, %.0f)", tpot[0], tpot[1], req[0], succ)
+	}
 	p95, ok := gates.SignalValue(s, canary.StatLatencyP95, end.Add(-8*time.Second), end)
 	if !ok || p95 < 0.5 || p95 > 2.5 {
 		t.Errorf("canary p95 from Prometheus buckets = %.3f (ok %t), want about 0.98", p95, ok)

@@ -42,6 +42,7 @@ type Interval struct {
 	Errors      [2]float64
 	Latency     [2][]float64
 	TTFT        [2][]float64
+	TPOT        [2][]float64
 	Predictions [2][]float64
 	// Gauges, sampled at End; NaN when the side reported none.
 	KVCache       [2]float64
@@ -57,6 +58,7 @@ type Interval struct {
 type Series struct {
 	LatencyBounds []float64
 	TTFTBounds    []float64
+	TPOTBounds    []float64
 	Intervals     []Interval
 }
 
