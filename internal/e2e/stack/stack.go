@@ -165,7 +165,10 @@ func (s *Stack) Kubectl(ctx context.Context, stdin string, args ...string) (stri
 }
 
 func (s *Stack) installCRDs(ctx context.Context, o Options) error {
-	args := []string{"apply", "--server-side", "-f", o.ArgoCDCRDs}
+	if _, err := s.Kubectl(ctx, "", "apply", "--server-side", "-k", o.ArgoCDCRDs); err != nil {
+		return err
+	}
+	args := []string{"apply", "--server-side"}
 	for _, c := range o.CRDs {
 		args = append(args, "-f", c)
 	}
