@@ -35,21 +35,33 @@ import (
 	"github.com/canarybot/canarybot/pkg/registry/oci"
 )
 
-const rolloutPlan = `apiVersion: canarybot.dev/v1alpha1
-kind: CanaryPlan
-metadata: {name: qwen}
-spec:
-  model:
-    name: qwen
-    source: {oci: {repository: %s, semver: ">=1.0.0"}}
-  traffic:
+// planFor is the rollout plan in one traffic mode: 30% canary, a latency
+// gate against stable, all traffic.
+func planFor(mode, registryRepo string) string {
+	traffic := `traffic:
     mode: gateway
     gateway:
       httpRoute: qwen
       stable: {inferenceService: qwen-stable, service: qwen-stable-predictor}
       canary: {inferenceService: qwen-canary, service: qwen-canary-predictor}
-  overlay: manifests/overlays/qwen
-  argocd: {application: qwen, syncTimeout: 2m}
+  overlay: manifests/overlays/qwen`
+	name := "qwen"
+	if mode == canary.ModeKServe {
+		name = "fraud-detector"
+		traffic = `traffic:
+    mode: kserve
+    kserve: {inferenceService: fraud-detector}
+  overlay: manifests/overlays/fraud-detector`
+	}
+	return fmt.Sprintf(`apiVersion: canarybot.dev/v1alpha1
+kind: CanaryPlan
+metadata: {name: %[1]s}
+spec:
+  model:
+    name: %[1]s
+    source: {oci: {repository: %[2]s, semver: ">=1.0.0"}}
+  %[3]s
+  argocd: {application: %[1]s, syncTimeout: 2m}
   steps:
   - setWeight: 30
   - analysis: {gates: [latency-vs-stable]}
@@ -68,13 +80,15 @@ spec:
       count: 4
       failureLimit: 1
   rollback: {onFailure: revert, onInconclusive: hold, onError: hold, onSyncFailure: revert}
-`
+`, name, registryRepo, traffic)
+}
 
 // rollout is one plan rolled out on the real stack: Git (a bare repo) →
 // Argo CD → kube-apiserver → the KServe stand-in and the traffic loop →
 // simulated model servers → Prometheus → canarybot's gates.
 type rollout struct {
 	t       *testing.T
+	mode    string
 	ctx     context.Context
 	s       *stack.Stack
 	bare    string
@@ -95,52 +109,85 @@ func good() modelsim.Behaviour {
 		TTFTMedian: 30 * time.Millisecond, TTFTSigma: 0.4, KVCacheUsage: 0.4, QueueDepth: 1}
 }
 
-// TestRolloutOnTheRealStack: v2 is promoted; v3, 40% slower, is reverted,
-// and Argo CD syncs the revert. It reports breach → revert pushed and
-// revert pushed → synced.
-func TestRolloutOnTheRealStack(t *testing.T) {
+// newRollout starts the stack, the registry with v1, the GitOps repo with
+// v1 adopted, the Argo CD Application and the simulated cluster.
+func newRollout(t *testing.T, mode string) (*rollout, canary.Artifact) {
 	s := startStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	defer cancel()
-	r := &rollout{t: t, ctx: ctx, s: s}
+	t.Cleanup(cancel)
+	r := &rollout{t: t, ctx: ctx, s: s, mode: mode}
 	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer reg.Close()
-	r.regRepo = strings.TrimPrefix(reg.URL, "http://") + "/acme/qwen"
+	t.Cleanup(reg.Close)
+	r.regRepo = strings.TrimPrefix(reg.URL, "http://") + "/acme/model"
 	v1 := r.push("1.0.0")
 	r.seed(v1)
-	if err := s.Application(ctx, "qwen", r.bare, "manifests/overlays/qwen", "models"); err != nil {
+	p := r.plan()
+	if err := s.Application(ctx, p.Spec.ArgoCD.Application, r.bare, p.Spec.Overlay, "models"); err != nil {
 		t.Fatal(err)
 	}
 	r.startCluster(v1)
-	eng := r.engine()
-	go func() { _ = eng.Run(ctx) }()
+	return r, v1
+}
 
+// TestRolloutOnTheRealStack, in both traffic modes: v2 is promoted; v3,
+// 40% slower, is reverted, and Argo CD syncs the revert. It reports gate
+// breach → revert pushed and revert pushed → synced.
+func TestRolloutOnTheRealStack(t *testing.T) {
+	for _, mode := range []string{canary.ModeGateway, canary.ModeKServe} {
+		t.Run(mode, func(t *testing.T) {
+			r, _ := newRollout(t, mode)
+			eng := r.engine()
+			go func() { _ = eng.Run(r.ctx) }()
+			r.promoteV2()
+			r.revertV3()
+		})
+	}
+}
+
+func (r *rollout) promoteV2() canary.Artifact {
 	v2 := r.push("2.0.0")
 	r.applier.Register(v2.Location(), traffic.Model{Tag: "2.0.0", Behaviour: good()})
 	st := r.waitPhase(v2, canary.PhasePromoted, 4*time.Minute)
-	t.Logf("v2 promoted: %s", st.Status.Reason)
+	r.t.Logf("v2 promoted: %s", st.Status.Reason)
+	return v2
+}
 
+func (r *rollout) revertV3() {
+	t, ctx := r.t, r.ctx
 	slow := good()
 	slow.LatencyMedian = 210 * time.Millisecond
 	v3 := r.push("3.0.0")
 	r.applier.Register(v3.Location(), traffic.Model{Tag: "3.0.0", Behaviour: slow})
-	st = r.waitPhase(v3, canary.PhaseReverted, 4*time.Minute)
-	if st.Status.Stable.URI != v2.URI {
-		t.Fatalf("after the revert stable is %s, want v2", st.Status.Stable.URI)
-	}
+	st := r.waitPhase(v3, canary.PhaseReverted, 4*time.Minute)
 	breach, pushed, sha := r.revertTimes()
-	waitReadyApp(t, ctx, r.argo, "qwen", sha, 2*time.Minute)
+	app := r.plan().Spec.ArgoCD.Application
+	waitReadyApp(t, ctx, r.argo, app, sha, 2*time.Minute)
 	synced := time.Now()
 	t.Logf("gate breach → revert commit pushed: %s", pushed.Sub(breach).Round(10*time.Millisecond))
 	t.Logf("revert pushed → Argo CD synced and healthy: %s", synced.Sub(pushed).Round(10*time.Millisecond))
-	live, err := traffic.Read(ctx, r.dyn(), traffic.Config{Namespace: "models", Traffic: r.plan().Spec.Traffic})
-	if err != nil || live.CanaryPercent != 0 || live.StableURI != v2.Location() {
-		t.Fatalf("live split after the revert: %+v (%v), want all traffic on v2", live, err)
+	v2 := st.Status.Stable
+	if v2.Version != "2.0.0" {
+		t.Fatalf("after the revert stable is %s, want v2", v2.URI)
+	}
+	r.eventually("the live split back on v2 alone", time.Minute, func() bool {
+		live, err := traffic.Read(ctx, r.dyn(), traffic.Config{Namespace: "models", Traffic: r.plan().Spec.Traffic})
+		return err == nil && live.CanaryPercent == 0 && live.StableURI == v2.Location()
+	})
+}
+
+func (r *rollout) eventually(what string, timeout time.Duration, ok func() bool) {
+	r.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("no %s after %s", what, timeout)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 
 func (r *rollout) plan() *canary.CanaryPlan {
-	p, err := canary.ParsePlan([]byte(fmt.Sprintf(rolloutPlan, r.regRepo)))
+	p, err := canary.ParsePlan([]byte(planFor(r.mode, r.regRepo)))
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -160,7 +207,8 @@ func (r *rollout) seed(v1 canary.Artifact) {
 	t := r.t
 	r.bare = filepath.Join(t.TempDir(), "gitops.git")
 	dir := t.TempDir()
-	for _, root := range []string{"manifests/base/qwen", "manifests/overlays/qwen"} {
+	name := r.planName()
+	for _, root := range []string{"manifests/base/" + name, "manifests/overlays/" + name} {
 		err := fs.WalkDir(canarybot.Manifests, root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
@@ -175,7 +223,7 @@ func (r *rollout) seed(v1 canary.Artifact) {
 			t.Fatal(err)
 		}
 	}
-	if err := writeFile(filepath.Join(dir, "plans/qwen.yaml"), []byte(fmt.Sprintf(rolloutPlan, r.regRepo))); err != nil {
+	if err := writeFile(filepath.Join(dir, "plans/"+name+".yaml"), []byte(planFor(r.mode, r.regRepo))); err != nil {
 		t.Fatal(err)
 	}
 	initBare(t, r.bare, dir)
@@ -185,16 +233,16 @@ func (r *rollout) seed(v1 canary.Artifact) {
 	}
 	ren := kustomize.NewRenderer(kustomize.NewBuilder())
 	if _, err := human.Transact(r.ctx, func(ctx context.Context, tr canary.Tree) (*canary.Change, error) {
-		plan, err := canary.ReadPlan(tr, "plans/qwen.yaml")
+		plan, err := canary.ReadPlan(tr, "plans/"+name+".yaml")
 		if err != nil {
 			return nil, err
 		}
-		st := canary.NewState("qwen", v1)
+		st := canary.NewState(name, v1)
 		files, err := ren.Render(ctx, tr, plan, canary.DesiredOf(st))
 		if err != nil {
 			return nil, err
 		}
-		files[canary.StatePath("qwen")], err = canary.MarshalState(st)
+		files[canary.StatePath(name)], err = canary.MarshalState(st)
 		return &canary.Change{Files: files, Subject: "adopt v1"}, err
 	}); err != nil {
 		t.Fatalf("bootstrap: %v", err)
@@ -206,6 +254,13 @@ func writeFile(p string, b []byte) error {
 		return err
 	}
 	return os.WriteFile(p, b, 0o644)
+}
+
+func (r *rollout) planName() string {
+	if r.mode == canary.ModeKServe {
+		return "fraud-detector"
+	}
+	return "qwen"
 }
 
 func (r *rollout) dyn() dynamic.Interface {
@@ -227,9 +282,10 @@ func (r *rollout) startCluster(v1 canary.Artifact) {
 	t, ctx := r.t, r.ctx
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	go func() { _ = kservesim.Run(ctx, r.dyn(), kservesim.Options{Namespace: "models"}) }()
+	name := r.planName()
 	var servers []*modelsim.Server
 	for _, role := range []modelsim.Role{modelsim.RoleStable, modelsim.RoleCanary} {
-		srv, err := modelsim.NewServer(modelsim.ServerConfig{ModelName: "qwen", Version: "1.0.0", Role: role, Behaviour: good(), Logger: log})
+		srv, err := modelsim.NewServer(modelsim.ServerConfig{ModelName: name, Version: "1.0.0", Role: role, Behaviour: good(), Logger: log})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,7 +314,7 @@ func (r *rollout) startCluster(v1 canary.Artifact) {
 			t.Errorf("traffic loop: %v", err)
 		}
 	}()
-	load, err := modelsim.NewLoadGenerator(modelsim.LoadConfig{URL: router.URL() + "/v1/completions", RPS: 40, Model: "qwen", Logger: log})
+	load, err := modelsim.NewLoadGenerator(modelsim.LoadConfig{URL: router.URL() + "/v1/completions", RPS: 40, Model: name, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +348,7 @@ func (r *rollout) engine() *canary.Engine {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ren := kustomize.NewRenderer(kustomize.NewBuilder())
 	return &canary.Engine{
-		PlanPath: "plans/qwen.yaml", Repo: repo, Renderer: ren,
+		PlanPath: "plans/" + r.planName() + ".yaml", Repo: repo, Renderer: ren,
 		Sync:      &argocd.Waiter{Source: r.argo, Contains: repo.Contains},
 		Gates:     gates.ForPrometheus(q, log, gates.WithSettle(time.Second)),
 		Approvals: autoApprove{}, Artifacts: oci.NewWatcher(oci.WithInsecure()), Stable: ren.Stable,
