@@ -102,6 +102,7 @@ func Normalize(a *v1alpha1.Application) AppStatus {
 	if op := st.OperationState; op != nil {
 		s.OperationPhase = string(op.Phase)
 		s.OperationMessage = op.Message
+		s.OperationRetries = op.RetryCount
 		if op.SyncResult != nil {
 			s.OperationRevision = op.SyncResult.Revision
 		}

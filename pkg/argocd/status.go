@@ -40,9 +40,12 @@ type AppStatus struct {
 	OperationPhase    string
 	OperationRevision string
 	OperationMessage  string
-	FinishedAt        time.Time
-	Health            string
-	HealthMessage     string
+	// OperationRetries counts the retries of a failing sync: Argo CD keeps
+	// such an operation Running while it backs off and tries again.
+	OperationRetries int64
+	FinishedAt       time.Time
+	Health           string
+	HealthMessage    string
 	// ReconciledAt is when health was last assessed.
 	ReconciledAt time.Time
 }
@@ -80,6 +83,10 @@ func Failed(s AppStatus, sha string) (bool, string) {
 	switch s.OperationPhase {
 	case PhaseFailed, PhaseError:
 		return true, fmt.Sprintf("sync of %s %s: %s", short(sha), s.OperationPhase, s.OperationMessage)
+	case PhaseRunning:
+		if s.OperationRetries > 0 {
+			return true, fmt.Sprintf("sync of %s keeps failing (retry %d): %s", short(sha), s.OperationRetries, s.OperationMessage)
+		}
 	case PhaseSucceeded:
 		if (s.Health == HealthDegraded || s.Health == HealthMissing) && !s.ReconciledAt.Before(s.FinishedAt) {
 			return true, fmt.Sprintf("health %s after syncing %s: %s", s.Health, short(sha), s.HealthMessage)

@@ -66,6 +66,13 @@ func TestFailed(t *testing.T) {
 		{"missing after sync", func(s *AppStatus) { s.Health = HealthMissing }, true},
 		{"degraded before the sync was reassessed", func(s *AppStatus) { s.Health, s.ReconciledAt = HealthDegraded, t0.Add(-time.Second) }, false},
 		{"an older revision failed", func(s *AppStatus) { s.OperationRevision, s.OperationPhase = old, PhaseFailed }, false},
+		// Seen on the real Argo CD (make e2e): an automated sync whose apply
+		// fails stays Running while it retries with backoff.
+		{"sync retrying after a failed apply", func(s *AppStatus) {
+			s.OperationPhase, s.OperationRetries = PhaseRunning, 4
+			s.OperationMessage = "one or more objects failed to apply … Retrying attempt #4"
+		}, true},
+		{"sync running, first attempt", func(s *AppStatus) { s.OperationPhase = PhaseRunning }, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

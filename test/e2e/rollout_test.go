@@ -180,6 +180,15 @@ func (r *rollout) eventually(what string, timeout time.Duration, ok func() bool)
 	deadline := time.Now().Add(timeout)
 	for !ok() {
 		if time.Now().After(deadline) {
+			r.mu.Lock()
+			for _, tr := range r.reports[max(0, len(r.reports)-5):] {
+				r.t.Logf("last ticks: %s %s", tr.r.Decision.Action, tr.r.Decision.Reason)
+			}
+			r.mu.Unlock()
+			if r.argo != nil {
+				st, err := r.argo.Status(r.ctx, r.plan().Spec.ArgoCD.Application)
+				r.t.Logf("Argo CD: %+v %v", st, err)
+			}
 			r.t.Fatalf("no %s after %s", what, timeout)
 		}
 		time.Sleep(250 * time.Millisecond)
