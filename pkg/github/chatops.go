@@ -163,6 +163,27 @@ func (c *ChatOps) accept(ctx context.Context, ref CommentRef, cmd Command) error
 	return c.reply(ctx, ref, fmt.Sprintf("@%s: unknown command `%s`; try promote, pause, resume, abort or status.", ref.Author, cmd.Verb))
 }
 
+// Reject records that a reviewer closed plan's approval PR without merging
+// it: an abort, answered on the PR once the revert is committed.
+func (c *ChatOps) Reject(ctx context.Context, plan string, pr int, by string) error {
+	ref := CommentRef{ID: -int64(pr), Issue: pr, Author: by}
+	if done, err := c.answered(ctx, ref); err != nil || done || c.isPending(ref.ID) {
+		return err
+	}
+	c.mu.Lock()
+	if c.pending == nil {
+		c.pending = map[string][]pendingCommand{}
+	}
+	c.pending[plan] = append(c.pending[plan], pendingCommand{ref: ref,
+		Command: Command{Verb: VerbAbort, Plan: plan, Reason: fmt.Sprintf("approval PR #%d closed without merging", pr)}})
+	c.mu.Unlock()
+	c.Log.Info("approval PR closed without merging; aborting", "plan", plan, "pr", pr, "by", by)
+	if c.Wake != nil {
+		c.Wake(plan)
+	}
+	return nil
+}
+
 // Pending returns the plan's pending abort, pause and resume commands.
 func (c *ChatOps) Pending(_ context.Context, plan string) (canary.Commands, error) {
 	c.mu.Lock()

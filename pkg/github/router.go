@@ -59,7 +59,14 @@ func (r *Router) handle(ctx context.Context, ev webhook.Event) error {
 		if !woke {
 			r.Log.Info("no plan watches this package", "repository", ev.Package.Repository)
 		}
-	case webhook.KindReview, webhook.KindPullRequest:
+	case webhook.KindReview:
+		r.wakeBranch(ev.PullRequest.Branch)
+	case webhook.KindPullRequest:
+		if !ev.PullRequest.Merged {
+			if err := r.closed(ctx, ev.PullRequest.Number, ev.Sender); err != nil {
+				return err
+			}
+		}
 		r.wakeBranch(ev.PullRequest.Branch)
 	case webhook.KindCheckRun:
 		if ev.CheckRun.Name == CheckName {
@@ -69,6 +76,20 @@ func (r *Router) handle(ctx context.Context, ev webhook.Event) error {
 		return r.comment(ctx, ev.Comment)
 	}
 	return nil
+}
+
+// closed treats an approval PR closed without merging as the reviewer's
+// rejection: the rollout is aborted (reverted), and the PR says so.
+func (r *Router) closed(ctx context.Context, number int, by string) error {
+	pr, _, err := r.GH.PullRequests.Get(ctx, r.Owner, r.Repo, number)
+	if err != nil {
+		return fmt.Errorf("read closed PR #%d: %w", number, err)
+	}
+	m, ok := ParseMarker(pr.GetBody())
+	if !ok || m.Approves < 0 || pr.GetMerged() || strings.EqualFold(by, r.ChatOps.Bot) || !r.known(m.Plan) {
+		return nil
+	}
+	return r.ChatOps.Reject(ctx, m.Plan, number, by)
 }
 
 func (r *Router) wakeBranch(branch string) {

@@ -399,3 +399,30 @@ func (w *world) logCalls() {
 		w.t.Error("the bot's API-call metric counted nothing")
 	}
 }
+
+// Closing the approval PR without merging it is the reviewer's rejection:
+// canarybot reverts the canary and says so on the PR.
+func TestClosingTheApprovalPRRevertsTheCanary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: runs Prometheus and a rollout")
+	}
+	w := newWorld(t)
+	w.seed(w.push("1.0.0"))
+	ana := w.client(w.gh.AddUser("ana", "write"))
+	w.startBot()
+	v2 := w.push("2.0.0")
+	w.announce(v2)
+	approval := w.waitPR(ana, "the approval PR for v2", func(pr *gh.PullRequest) bool {
+		return pr.GetState() == "open" && strings.Contains(pr.GetBody(), "waits for approval")
+	})
+	if _, _, err := ana.PullRequests.Edit(w.ctx, owner, repoName, approval.GetNumber(), &gh.PullRequest{State: gh.String("closed")}); err != nil {
+		t.Fatalf("close the approval PR: %v", err)
+	}
+	st := w.waitState("v2 reverted", func(s canary.StateStatus) bool {
+		return s.Phase == canary.PhaseReverted && s.IsFailed(v2.URI)
+	})
+	if !strings.Contains(st.Status.Reason, fmt.Sprintf("approval PR #%d closed without merging", approval.GetNumber())) {
+		t.Fatalf("reverted for %q, want the closed approval PR named", st.Status.Reason)
+	}
+	w.waitComment(ana, approval.GetNumber(), "done, revert committed")
+}
