@@ -29,7 +29,45 @@ const (
 	SignalGPUMemory  = "gpuMemory"
 	SignalGPUTemp    = "gpuTemperature"
 	SignalXid        = "xid"
+	// SignalECC counts uncorrected (double-bit) ECC errors on the canary's
+	// GPUs; SignalThrottle is the share of samples in which they were
+	// slowed down to protect themselves.
+	SignalECC      = "eccUncorrected"
+	SignalThrottle = "throttle"
 )
+
+// GPU signal presets: whose metrics the GPU gauges are read from.
+const (
+	// GPUPresetCanarybot reads canarybot gpu-agent's canarybot_gpu_*
+	// metrics; each side's GPUs are those running its pods' processes.
+	GPUPresetCanarybot = "canarybot"
+	// GPUPresetDCGM reads NVIDIA dcgm-exporter's DCGM_FI_* metrics, whose
+	// device series carry pod and namespace labels when its Kubernetes
+	// mapping is on.
+	GPUPresetDCGM = "dcgm"
+)
+
+// GPUSignals says where the GPU gauges of each side come from: the GPU
+// metrics in Prometheus, or gpu-agents' JSON API read directly.
+type GPUSignals struct {
+	// Preset is canarybot (default) or dcgm.
+	Preset string `json:"preset,omitempty"`
+	// Stable and Canary select each side's pods by label matchers on pod,
+	// namespace (and container, for dcgm). A value starting with "~" is an
+	// anchored regular expression, e.g. {pod: "~qwen-canary-.*"}.
+	Stable map[string]string `json:"stable"`
+	Canary map[string]string `json:"canary"`
+	// Agents are gpu-agent base URLs (http://node:9836) read directly,
+	// GET /api/v1/gpus?since=…, instead of Prometheus: for single-node
+	// setups without Prometheus scraping the agent. Preset canarybot only;
+	// matchers may then name pod, namespace and pod_uid.
+	Agents []string `json:"agents,omitempty"`
+	// Metrics overrides the preset's metric names, by signal: memoryUsed,
+	// memoryTotal (canarybot) or memoryFree (dcgm), temperature, xid,
+	// eccUncorrected, throttle, and process (canarybot's per-process
+	// series that maps GPUs to pods).
+	Metrics map[string]string `json:"metrics,omitempty"`
+}
 
 // SignalsSpec selects the stable and the canary series of a preset's
 // metrics, by label matchers, e.g. {role: canary}.
@@ -42,6 +80,9 @@ type SignalsSpec struct {
 	// Metrics overrides the preset's metric names, by signal: requests,
 	// errors, latency, ttft, tpot, predictions, kvCache, queueDepth.
 	Metrics map[string]string `json:"metrics,omitempty"`
+	// GPU, when set, reads the GPU signals (gpuMemory, gpuTemperature,
+	// xid, eccUncorrected, throttle) of each side's GPUs.
+	GPU *GPUSignals `json:"gpu,omitempty"`
 }
 
 // Signal statistics a threshold gate can measure.
@@ -121,4 +162,15 @@ type GaugeGate struct {
 	// Codes, for the xid signal: the Xid codes that fail the gate; empty
 	// means any.
 	Codes []int `json:"codes,omitempty"`
+	// MaxRatePerMinute fails the gate when the canary gauge's trend (the
+	// least-squares slope of its last 30 samples) rises faster than this
+	// per minute, e.g. GPU memory creeping 0.01 (1%) a minute.
+	MaxRatePerMinute *float64 `json:"maxRatePerMinute,omitempty"`
+	// Reasons, for the throttle signal: the NVML clock event reasons that
+	// count as throttling; by default the slowdowns (HwSlowdown,
+	// SwThermalSlowdown, HwThermalSlowdown, HwPowerBrakeSlowdown).
+	Reasons []string `json:"reasons,omitempty"`
+	// Window, for the throttle signal: the trailing span whose share of
+	// throttled samples is bounded by Max. Default 5m.
+	Window *Duration `json:"window,omitempty"`
 }

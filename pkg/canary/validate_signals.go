@@ -56,8 +56,10 @@ func defaultGauge(signal string) (float64, bool) {
 		return 0.95, true
 	case SignalGPUTemp:
 		return 85, true
-	case SignalXid:
+	case SignalXid, SignalECC:
 		return 0, true
+	case SignalThrottle:
+		return DefaultThrottleShare, true
 	}
 	return 0, false
 }
@@ -67,6 +69,7 @@ func (p *CanaryPlan) defaultSignalGates() {
 	if s.Signals != nil && s.Signals.Step == nil {
 		s.Signals.Step = D(DefaultSignalStep)
 	}
+	defaultGPUSignals(s.Signals)
 	for i := range s.Gates {
 		g := &s.Gates[i]
 		if g.Type == "" {
@@ -95,16 +98,18 @@ func (p *CanaryPlan) defaultSignalGates() {
 		} else if g.Signals.Step == nil {
 			g.Signals.Step = D(DefaultSignalStep)
 		}
+		defaultGPUSignals(g.Signals)
 		defaultJudge(g)
 		if d := g.Drift; d != nil {
 			d.Pass = orFloat(d.Pass, DefaultDriftPass)
 			d.Fail = orFloat(d.Fail, DefaultDriftFail)
 			d.MinPredictions = orInt(d.MinPredictions, DefaultMinPredictions)
 		}
-		if gg := g.Gauge; gg != nil && gg.Max == nil {
-			if v, ok := defaultGauge(gg.Signal); ok {
+		if gg := g.Gauge; gg != nil {
+			if v, ok := defaultGauge(gg.Signal); ok && gg.Max == nil {
 				gg.Max = &v
 			}
+			defaultGPUGauge(gg)
 		}
 	}
 }
@@ -172,11 +177,14 @@ func validateSignalGate(f string, g GateSpec, add addFunc) {
 		}
 	case g.Gauge != nil:
 		if _, ok := defaultGauge(g.Gauge.Signal); !ok && g.Gauge.Signal != SignalQueueDepth {
-			add(f+".gauge.signal", "unknown signal %q (known: %s, %s, %s, %s, %s)", g.Gauge.Signal,
-				SignalKVCache, SignalQueueDepth, SignalGPUMemory, SignalGPUTemp, SignalXid)
+			add(f+".gauge.signal", "unknown signal %q (known: %s, %s, %s, %s, %s, %s, %s)", g.Gauge.Signal,
+				SignalKVCache, SignalQueueDepth, SignalGPUMemory, SignalGPUTemp, SignalXid, SignalECC, SignalThrottle)
+			return
 		} else if g.Gauge.Max == nil {
 			add(f+".gauge.max", "is required for signal %q", g.Gauge.Signal)
+			return
 		}
+		validateGPUGauge(f, g.Gauge, g.Signals, add)
 		if h := g.Gauge.Horizon; h != nil && h.Duration < 0 {
 			add(f+".gauge.horizon", "must not be negative, got %s", h.Duration)
 		}
@@ -191,10 +199,9 @@ func validateSignals(f string, s *SignalsSpec, add addFunc) {
 	case presetMetrics(s.Preset) == nil:
 		add(f+".preset", "unknown preset %q (known: %s, %s)", s.Preset, PresetVLLM, PresetKServe)
 	}
-	if len(s.Stable) == 0 || len(s.Canary) == 0 {
-		add(f, "needs label matchers for both stable and canary")
-	} else if fmt.Sprint(s.Stable) == fmt.Sprint(s.Canary) {
-		add(f+".canary", "must select other series than stable")
+	validateMatchers(f, s.Stable, s.Canary, add)
+	if s.GPU != nil {
+		validateGPUSignals(f+".gpu", s.GPU, add)
 	}
 	if s.Step != nil && s.Step.Duration <= 0 {
 		add(f+".step", "must be positive, got %s", s.Step.Duration)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,9 +48,15 @@ func PresetMetrics(preset string) map[string]string {
 // the side's maximum. Errors and predictions (a counter labelled by class
 // index) are read only when the spec names their metrics: vLLM exports no
 // error counter of its own, and predictions are the model's business.
+//
+// With spec.gpu, the GPU signals of each side come from Prometheus too
+// (PromGPU), or, when spec.gpu.agents lists gpu-agents, from their JSON API
+// (AgentGPU).
 type PromSignals struct {
 	API  RangeQuerier
 	Spec *canary.SignalsSpec
+	// AgentClient reads gpu-agents; nil uses a client with a 10 s timeout.
+	AgentClient *http.Client
 }
 
 var _ signals.Source = (*PromSignals)(nil)
@@ -75,7 +82,7 @@ func (p *PromSignals) Read(ctx context.Context, start, end time.Time, step time.
 	s := &signals.Series{Intervals: make([]signals.Interval, len(times))}
 	for i, t := range times {
 		s.Intervals[i] = signals.Interval{Start: t.Add(-step), End: t, KVCache: signals.NaN2(), QueueDepth: signals.NaN2(),
-			GPUMemoryUsed: signals.NaN2(), GPUTempC: signals.NaN2()}
+			GPUMemoryUsed: signals.NaN2(), GPUTempC: signals.NaN2(), ECCUncorrected: signals.NaN2()}
 	}
 	seen := make([]bool, len(times))
 	for side, sel := range [2]map[string]string{p.Spec.Stable, p.Spec.Canary} {
@@ -86,6 +93,15 @@ func (p *PromSignals) Read(ctx context.Context, start, end time.Time, step time.
 	}
 	for i := range s.Intervals {
 		s.Intervals[i].NoData = !seen[i]
+	}
+	if g := p.Spec.GPU; g != nil {
+		var src GPUSource = PromGPU{API: p.API}
+		if len(g.Agents) > 0 {
+			src = AgentGPU{Client: p.AgentClient}
+		}
+		if err := src.FillGPU(ctx, g, s, step); err != nil {
+			return nil, fmt.Errorf("read GPU signals: %w", err)
+		}
 	}
 	return s, nil
 }
@@ -260,7 +276,8 @@ func (r *sideReader) histogram(ctx context.Context, name string, field func(*sig
 	return nil
 }
 
-// selector renders label matchers, sorted, as {k="v",…}.
+// selector renders label matchers, sorted, as {k="v",…}; a "~re" value
+// becomes k=~"re".
 func selector(m map[string]string) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -269,7 +286,7 @@ func selector(m map[string]string) string {
 	sort.Strings(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%q", k, m[k])
+		parts[i] = canary.PromMatcher(k, m[k])
 	}
 	return "{" + strings.Join(parts, ",") + "}"
 }

@@ -64,8 +64,13 @@ func drift(d *canary.DriftGate, s *signals.Series, start time.Time) canary.GateR
 
 // gauge bounds a canary gauge and its trend, or fails on any Xid.
 func gauge(g *canary.GaugeGate, s *signals.Series, start time.Time) canary.GateResult {
-	if g.Signal == canary.SignalXid {
+	switch g.Signal {
+	case canary.SignalXid:
 		return xidGate(g, s, start)
+	case canary.SignalECC:
+		return eccGate(g, s, start)
+	case canary.SignalThrottle:
+		return throttleGate(g, s, start)
 	}
 	var ts, vs []float64
 	for _, iv := range testIntervals(s, start) {
@@ -83,16 +88,36 @@ func gauge(g *canary.GaugeGate, s *signals.Series, start time.Time) canary.GateR
 		r.Verdict, r.Reason = canary.VerdictFailed, fmt.Sprintf("canary %s %.3g is above %g", g.Signal, cur, *g.Max)
 		return r
 	}
-	if h := g.Horizon; h != nil && h.Duration > 0 && len(vs) >= 6 {
-		slope := slopePerMinute(ts, vs)
-		if proj := cur + slope*h.Duration.Minutes(); proj > *g.Max {
-			r.Verdict = canary.VerdictFailed
-			r.Reason = fmt.Sprintf("canary %s %.3g rising %.3g/min would pass %g within %s", g.Signal, cur, slope, *g.Max, h.Duration)
-			return r
+	if len(vs) >= minTrendSamples {
+		if fr, failed := trend(g, r, ts, vs); failed {
+			return fr
 		}
 	}
 	r.Verdict, r.Reason = canary.VerdictSuccessful, fmt.Sprintf("canary %s %.3g within %g", g.Signal, cur, *g.Max)
 	return r
+}
+
+// minTrendSamples is the fewest samples a trend is fitted to.
+const minTrendSamples = 6
+
+// trend fails r when the canary gauge rises faster than MaxRatePerMinute,
+// or its projection over Horizon crosses Max.
+func trend(g *canary.GaugeGate, r canary.GateResult, ts, vs []float64) (canary.GateResult, bool) {
+	cur := vs[len(vs)-1]
+	slope := slopePerMinute(ts, vs)
+	if m := g.MaxRatePerMinute; m != nil && slope > *m {
+		r.Verdict = canary.VerdictFailed
+		r.Reason = fmt.Sprintf("canary %s %.3g rising %.3g/min, faster than %g/min", g.Signal, cur, slope, *m)
+		return r, true
+	}
+	if h := g.Horizon; h != nil && h.Duration > 0 {
+		if proj := cur + slope*h.Duration.Minutes(); proj > *g.Max {
+			r.Verdict = canary.VerdictFailed
+			r.Reason = fmt.Sprintf("canary %s %.3g rising %.3g/min would pass %g within %s", g.Signal, cur, slope, *g.Max, h.Duration)
+			return r, true
+		}
+	}
+	return r, false
 }
 
 func gaugeValue(signal string, iv *signals.Interval) float64 {

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
+
+	"github.com/canarybot/canarybot/pkg/gpu/clockevent"
 )
 
 func TestClockEventReasons(t *testing.T) {
@@ -47,5 +49,30 @@ func TestClockEventReasons(t *testing.T) {
 		if got := tc.r.Slowdown(); got != tc.slowdown {
 			t.Errorf("%#x.Slowdown() = %#x, want %#x", uint64(tc.r), uint64(got), uint64(tc.slowdown))
 		}
+	}
+}
+
+// TestClockEventBitsAreNVMLs keeps pkg/gpu/clockevent's NVML-free table
+// equal to go-nvml's constants.
+func TestClockEventBitsAreNVMLs(t *testing.T) {
+	for name, bit := range map[string]uint64{
+		"GpuIdle":                   nvml.ClocksEventReasonGpuIdle,
+		"ApplicationsClocksSetting": nvml.ClocksEventReasonApplicationsClocksSetting,
+		"SwPowerCap":                nvml.ClocksEventReasonSwPowerCap,
+		"HwSlowdown":                nvml.ClocksThrottleReasonHwSlowdown,
+		"SyncBoost":                 nvml.ClocksEventReasonSyncBoost,
+		"SwThermalSlowdown":         nvml.ClocksEventReasonSwThermalSlowdown,
+		"HwThermalSlowdown":         nvml.ClocksThrottleReasonHwThermalSlowdown,
+		"HwPowerBrakeSlowdown":      nvml.ClocksThrottleReasonHwPowerBrakeSlowdown,
+		"DisplayClockSetting":       nvml.ClocksEventReasonDisplayClockSetting,
+		"BoardLimit":                nvml.ClocksEventReasonBoardLimit,
+		"Reliability":               nvml.ClocksEventReasonReliability,
+	} {
+		if got, ok := clockevent.Bit(name); !ok || got != bit {
+			t.Errorf("clockevent.Bit(%q) = %#x, %v; NVML's is %#x", name, got, ok, bit)
+		}
+	}
+	if uint64(AllReasons) != nvml.ClocksEventReasonAll {
+		t.Errorf("AllReasons = %#x, NVML's ClocksEventReasonAll = %#x", uint64(AllReasons), nvml.ClocksEventReasonAll)
 	}
 }

@@ -51,6 +51,13 @@ type Interval struct {
 	GPUTempC      [2]float64
 	// Xid lists the Xid error codes raised in the interval.
 	Xid [2][]int
+	// ECCUncorrected counts the uncorrected ECC errors raised in the
+	// interval; NaN when the side reported none.
+	ECCUncorrected [2]float64
+	// Throttle names the NVML clock event reasons active at End (see
+	// pkg/gpu/clockevent); nil when the side reported none, empty when
+	// none was active.
+	Throttle [2][]string
 }
 
 // Series is a run of consecutive intervals and the bucket bounds of their

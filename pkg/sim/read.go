@@ -45,6 +45,7 @@ func (w *World) Read(ctx context.Context, start, end time.Time, step time.Durati
 		iv := &s.Intervals[i]
 		iv.Start = start.Add(time.Duration(i) * step)
 		iv.End = iv.Start.Add(step)
+		iv.ECCUncorrected = signals.NaN2() // scenarios have no ECC counters
 		ks, ke := ceilSeconds(iv.Start.Sub(w.epoch)), floorSeconds(iv.End.Sub(w.epoch))
 		if ks < 0 || ke <= ks || w.unavail[ke] != w.unavail[ks] {
 			noData(iv)

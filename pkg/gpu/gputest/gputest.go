@@ -6,7 +6,13 @@
 package gputest
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
@@ -92,9 +98,11 @@ func Runs(d *server.Device, procs ...nvml.ProcessInfo) {
 // events and otherwise returns ERROR_TIMEOUT at once.
 type XidQueue struct {
 	*mock.EventSet
-	mu     sync.Mutex
-	queue  []nvml.EventData
-	waitFn func(ms uint32) (nvml.EventData, nvml.Return)
+	mu       sync.Mutex
+	queue    []nvml.EventData
+	waitFn   func(ms uint32) (nvml.EventData, nvml.Return)
+	blocking bool
+	pushed   chan struct{} // signalled on Push, for a blocking Wait
 }
 
 // Push queues events for Wait.
@@ -102,6 +110,19 @@ func (q *XidQueue) Push(events ...nvml.EventData) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.queue = append(q.queue, events...)
+	select {
+	case q.pushed <- struct{}{}:
+	default:
+	}
+}
+
+// SetBlocking makes Wait on an empty queue block for its timeout, or
+// until a Push, as NVML's nvmlEventSetWait does, instead of returning
+// ERROR_TIMEOUT at once: for tests that run the agent's watcher for long.
+func (q *XidQueue) SetBlocking() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.blocking = true
 }
 
 // SetWait makes Wait call fn instead of popping the queue.
@@ -126,6 +147,14 @@ func (q *XidQueue) wait(ms uint32) (nvml.EventData, nvml.Return) {
 	if q.waitFn != nil {
 		return q.waitFn(ms)
 	}
+	if len(q.queue) == 0 && q.blocking {
+		q.mu.Unlock()
+		select {
+		case <-q.pushed:
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+		}
+		q.mu.Lock()
+	}
 	if len(q.queue) == 0 {
 		return nvml.EventData{}, nvml.ERROR_TIMEOUT
 	}
@@ -143,7 +172,7 @@ func WithXidQueue(srv *server.Server) func() *XidQueue {
 		last *XidQueue
 	)
 	srv.EventSetCreateFunc = func() (nvml.EventSet, nvml.Return) {
-		q := &XidQueue{}
+		q := &XidQueue{pushed: make(chan struct{}, 1)}
 		q.EventSet = &mock.EventSet{
 			FreeFunc: func() nvml.Return { return nvml.SUCCESS },
 			WaitFunc: q.wait,
@@ -166,4 +195,24 @@ func WithXidQueue(srv *server.Server) func() *XidQueue {
 // Xid is an Xid event with code on device i of srv.
 func Xid(srv *server.Server, i int, code uint64) nvml.EventData {
 	return nvml.EventData{Device: srv.Devices[i], EventType: nvml.EventTypeXidCriticalError, EventData: code}
+}
+
+// PlacePod makes pid a process of pod namespace/name with UID uid, as the
+// collector's pod mapping reads it: a systemd-driver cgroup line in
+// <procRoot>/<pid>/cgroup and the kubelet's <namespace>_<name>_<uid>
+// directory in podsLogDir.
+func PlacePod(procRoot, podsLogDir string, pid uint32, namespace, name, uid string) error {
+	dir := filepath.Join(procRoot, strconv.FormatUint(uint64(pid), 10))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("place pod %s/%s: %w", namespace, name, err)
+	}
+	cg := "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" +
+		strings.ReplaceAll(uid, "-", "_") + ".slice/cri-containerd-1.scope\n"
+	if err := os.WriteFile(filepath.Join(dir, "cgroup"), []byte(cg), 0o444); err != nil {
+		return fmt.Errorf("place pod %s/%s: %w", namespace, name, err)
+	}
+	if err := os.MkdirAll(filepath.Join(podsLogDir, namespace+"_"+name+"_"+uid), 0o755); err != nil {
+		return fmt.Errorf("place pod %s/%s: %w", namespace, name, err)
+	}
+	return nil
 }
