@@ -31,7 +31,9 @@ test: tools fmt-check vet
 
 # Decision quality: every scenario × 200 seeds, canarybot's judge beside the
 # seed's threshold policy on identical traces. Not part of CI (minutes).
-SCENARIOS ?= ../shared/scenarios
+# The shared scenarios and canarybot's own (bench/scenarios: GPU memory
+# creep, a steady-GPU A/A), comma-separated.
+SCENARIOS ?= ../shared/scenarios,bench/scenarios
 SEEDS ?= 200
 bench: build
 	./$(BIN) bench --scenarios $(SCENARIOS) --seeds $(SEEDS)

@@ -17,11 +17,12 @@ import (
 )
 
 type benchOptions struct {
-	plans, scenarios string
-	seeds            int
-	parallel         int
-	failOnTargets    bool
-	deliveries       int
+	plans         string
+	scenarios     []string
+	seeds         int
+	parallel      int
+	failOnTargets bool
+	deliveries    int
 }
 
 func newBench(g *globals) *cobra.Command {
@@ -44,7 +45,7 @@ the targets.`,
 		},
 	}
 	c.Flags().StringVar(&o.plans, "plans", "bench/plans", "directory with judge.yaml, judge-strict.yaml and seed-thresholds.yaml")
-	c.Flags().StringVar(&o.scenarios, "scenarios", "", "directory of scenario files (required)")
+	c.Flags().StringSliceVar(&o.scenarios, "scenarios", nil, "directories or files of scenarios, comma-separated or repeated (required)")
 	c.Flags().IntVar(&o.seeds, "seeds", 200, "seeds per scenario")
 	c.Flags().IntVar(&o.parallel, "parallel", 0, "runs at once (0: one per CPU)")
 	c.Flags().BoolVar(&o.failOnTargets, "fail-on-targets", false, "exit 1 when a target is missed")
@@ -54,7 +55,7 @@ the targets.`,
 }
 
 func (o *benchOptions) run(ctx context.Context, g *globals, log *slog.Logger) error {
-	scs, err := sim.LoadScenarios(o.scenarios)
+	scs, err := sim.LoadScenarios(o.scenarios...)
 	if err != nil {
 		return err
 	}
@@ -69,7 +70,7 @@ func (o *benchOptions) run(ctx context.Context, g *globals, log *slog.Logger) er
 	var aa []*sim.Scenario
 	for _, sc := range scs {
 		order = append(order, sc.Name)
-		if sc.Name == "aa-identical" {
+		if sc.IsAA() {
 			aa = append(aa, sc)
 		}
 	}

@@ -141,3 +141,39 @@ func TestSimulateRefusesBadInput(t *testing.T) {
 		})
 	}
 }
+
+// The GPU scenarios revert through the GPU gates of the default plan: the
+// shared gpu-xid on its Xid, bench/scenarios' memory creep on its growth
+// rate, while a GPU as full and warm as stable's is promoted.
+func TestSimulateGPUScenarios(t *testing.T) {
+	out, _, err := run(t, "simulate", "--plan", "../../bench/plans/judge.yaml", "--seeds", "3", "--json",
+		"--scenario", "../../../shared/scenarios/gpu-xid.yaml", "--scenario", "../../bench/scenarios")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]string{
+		"gpu-xid":          {"revert", "gpu-xid"},
+		"gpu-memory-creep": {"revert", "gpu-memory"},
+		"gpu-steady-aa":    {"promote", ""},
+	}
+	seen := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r simRun
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		w, ok := want[r.Scenario]
+		if !ok {
+			continue
+		}
+		seen[r.Scenario]++
+		if r.Outcome != w[0] || r.DecidingGate != w[1] {
+			t.Errorf("%s seed %d: %s by %q, want %s by %q", r.Scenario, r.Seed, r.Outcome, r.DecidingGate, w[0], w[1])
+		}
+	}
+	for sc := range want {
+		if seen[sc] != 3 {
+			t.Errorf("%s ran %d times, want 3:\n%s", sc, seen[sc], out)
+		}
+	}
+}

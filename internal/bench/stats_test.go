@@ -48,7 +48,8 @@ func TestRenderMarksTargets(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"[FAIL] 0 bad canaries promoted: 1 promoted",
-		"[PASS] A/A false reverts ≤ 5%",
+		"[PASS] A/A false reverts ≤ 5% (judge, peeking every 10 s): 0/100",
+		"[PASS] A/A false reverts ≤ 1% (judge-strict, peeking every 10 s): 0/100",
 		"[PASS] errors 0.1%→1% decided within 1500 canary requests at p80: p80 = 800",
 		"[FAIL] latency +40% decided within 300 canary requests at p95: latency-plus-40 not run",
 		"[PASS] every scenario correct",

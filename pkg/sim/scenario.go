@@ -33,6 +33,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -304,6 +305,21 @@ func (sc *Scenario) CanaryBase() Behaviour {
 		return sc.Stable.clone()
 	}
 	return merge(sc.Stable, *sc.Canary)
+}
+
+// IsAA reports whether sc is an A/A scenario: the canary behaves as
+// stable throughout (no field of its own, no change to either side), so
+// promotion is the only correct outcome and every revert is a false alarm.
+func (sc *Scenario) IsAA() bool {
+	if sc.Expect != OutcomePromote || !reflect.DeepEqual(sc.CanaryBase(), sc.Stable) {
+		return false
+	}
+	for _, c := range sc.Changes {
+		if c.Target != TargetMetrics {
+			return false
+		}
+	}
+	return true
 }
 
 // inUnit reports whether f is in [0, 1].

@@ -180,3 +180,30 @@ func TestLoadScenariosRefusesDuplicatesAndEmptyDirs(t *testing.T) {
 		t.Error("a missing file must fail")
 	}
 }
+
+// A/A is told by a scenario's shape, not its name: bench runs its strict
+// policy and its false-revert targets on every one.
+func TestIsAA(t *testing.T) {
+	const head = "name: x\ntraffic: {rps: 10, maxDuration: 30m}\n"
+	const stable = "stable: {errorRate: 0.001, latency: {distribution: lognormal, medianSeconds: 0.3, sigma: 0.5}, gpu: {memoryUsedFraction: 0.5}}\n"
+	for _, tc := range []struct {
+		name, yaml string
+		want       bool
+	}{
+		{"empty canary", head + stable + "expect: promote\n", true},
+		{"canary repeats stable", head + stable + "canary: {errorRate: 0.001}\nexpect: promote\n", true},
+		{"metrics outage only", head + stable + "changes: [{at: 5m, for: 1m, target: metrics, set: {available: false}}]\nexpect: promote\n", true},
+		{"canary differs", head + stable + "canary: {errorRate: 0.002}\nexpect: promote\n", false},
+		{"canary GPU differs", head + stable + "canary: {gpu: {memoryGrowthPerMinute: 0.01}}\nexpect: promote\n", false},
+		{"a change to the canary", head + stable + "changes: [{at: 5m, target: canary, set: {errorRate: 0.5}}]\nexpect: promote\n", false},
+		{"expects a revert", head + stable + "expect: revert\n", false},
+	} {
+		sc, err := ParseScenario([]byte(tc.yaml))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := sc.IsAA(); got != tc.want {
+			t.Errorf("%s: IsAA = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
