@@ -29,6 +29,10 @@ type MetricNames struct {
 	Latency, TTFT string
 	// KVCache and QueueDepth are gauges.
 	KVCache, QueueDepth string
+	// GPU writes each side's GPU as canarybot gpu-agent exports it
+	// (canarybot_gpu_*): memory, temperature, Xid counters, and the side's
+	// pod (PodName) running on it.
+	GPU bool
 }
 
 // ExportRun is one world to write, and the labels of each side's series
@@ -158,6 +162,9 @@ func (o *omWriter) families(names MetricNames) {
 	}
 	if names.QueueDepth != "" {
 		o.gauge(names.QueueDepth, func(g *gaugeSeries) []float64 { return g.queue })
+	}
+	if names.GPU {
+		o.gpu()
 	}
 }
 

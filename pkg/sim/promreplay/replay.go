@@ -279,6 +279,7 @@ func metricNames(spec *canary.SignalsSpec) (sim.MetricNames, map[string]string) 
 	return sim.MetricNames{
 		Requests: first("requests"), Errors: first("errors"), Predictions: first("predictions"),
 		Latency: first("latency"), TTFT: first("ttft"), KVCache: first("kvCache"), QueueDepth: first("queueDepth"),
+		GPU: spec.GPU != nil && spec.GPU.Preset == canary.GPUPresetCanarybot && len(spec.GPU.Agents) == 0 && len(spec.GPU.Metrics) == 0,
 	}, metrics
 }
 
@@ -287,6 +288,11 @@ func runSpec(spec *canary.SignalsSpec, metrics map[string]string, id string) *ca
 	s := *spec
 	s.Stable, s.Canary = withLabel(spec.Stable, RunLabel, id), withLabel(spec.Canary, RunLabel, id)
 	s.Metrics = metrics
+	if g := spec.GPU; g != nil {
+		gs := *g
+		gs.Stable, gs.Canary = withLabel(g.Stable, RunLabel, id), withLabel(g.Canary, RunLabel, id)
+		s.GPU = &gs
+	}
 	return &s
 }
 

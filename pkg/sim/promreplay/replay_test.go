@@ -17,6 +17,14 @@ import (
 // package.
 const sharedScenarios = "../../../../shared/scenarios"
 
+// ownScenarios are canarybot's scenarios beside the shared ones.
+const ownScenarios = "../../../bench/scenarios"
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
 // benchPlan is the default decision policy `canarybot simulate` runs.
 const benchPlan = "../../../bench/plans/judge.yaml"
 
@@ -33,7 +41,11 @@ func loadScenarios(t *testing.T, names ...string) []*sim.Scenario {
 	t.Helper()
 	var out []*sim.Scenario
 	for _, n := range names {
-		sc, err := sim.LoadScenario(filepath.Join(sharedScenarios, n+".yaml"))
+		path := filepath.Join(sharedScenarios, n+".yaml")
+		if own := filepath.Join(ownScenarios, n+".yaml"); fileExists(own) {
+			path = own
+		}
+		sc, err := sim.LoadScenario(path)
 		if err != nil {
 			t.Fatalf("load scenario %s (the shared scenarios belong at %s): %v", n, sharedScenarios, err)
 		}
@@ -57,7 +69,7 @@ func TestMemoryAndPrometheusReachTheSameDecisions(t *testing.T) {
 	start := time.Now()
 	runs, err := RunMany(t.Context(), Options{
 		Config: sim.Config{PlanYAML: plan, Gates: testGates(log), Logger: log},
-		Scenarios: loadScenarios(t, "aa-identical", "latency-plus-40", "error-rate-10x",
+		Scenarios: loadScenarios(t, "aa-identical", "latency-plus-40", "error-rate-10x", "gpu-xid", "gpu-memory-creep",
 			"ttft-regression", "kv-cache-pressure"),
 		Seeds:       []uint64{1, 2},
 		Parallelism: 4,
