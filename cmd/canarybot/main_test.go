@@ -40,7 +40,7 @@ spec:
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, stderr, err := run(t, "validate", bad, "../../examples/qwen-gateway.yaml", "../../examples/fraud-detector-kserve.yaml")
+	out, stderr, err := run(t, "validate", bad, "../../examples/qwen-gateway.yaml", "../../examples/fraud-detector-kserve.yaml", "../../examples/qwen-gpu.yaml")
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != 1 {
 		t.Fatalf("err = %v, want exit 1", err)
@@ -56,12 +56,13 @@ spec:
 		"bad.yaml: spec.gates[0].threshold.successCondition: compile condition",
 		"qwen-gateway.yaml: ok",
 		"fraud-detector-kserve.yaml: ok",
+		"qwen-gpu.yaml: ok",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if !strings.Contains(stderr, "1 of 3 plans are invalid") {
+	if !strings.Contains(stderr, "1 of 4 plans are invalid") {
 		t.Errorf("stderr = %q", stderr)
 	}
 }

@@ -185,16 +185,19 @@ func (w *world) tick() Report {
 	return r
 }
 
-// A reverted digest is never proposed again, tick after tick, until a
-// person's retry takes it off the failed list.
+// A reverted digest is never proposed again, tick after tick, for hours
+// of polling, until a person's retry takes it off the failed list.
 func TestEngineNeverReproposesAFailedDigest(t *testing.T) {
 	plan := mustPlan(t)
 	st := Apply(plan, NewState("qwen", v1), Decision{Action: ActStart, Candidate: v2, Weight: 10}, t0)
 	st = Apply(plan, st, Decision{Action: ActRevert, Reason: "gate errors failed"}, t0)
 	w := gitWorld(t, st)
-	for i := 0; i < 3; i++ {
+	clock := &stopClock{now: t0}
+	w.engine.Clock = clock
+	for i := 0; i < 6*60; i++ { // a poll a minute for six hours
+		clock.now = clock.now.Add(time.Minute)
 		if r := w.tick(); r.Decision.Action != ActWait || !strings.Contains(r.Decision.Reason, "reverted before") {
-			t.Fatalf("tick %d: %+v", i, r.Decision)
+			t.Fatalf("tick %d, %s after the revert: %+v", i, clock.now.Sub(t0), r.Decision)
 		}
 	}
 	if len(w.commits) != 0 {
