@@ -66,15 +66,15 @@ var _ GPUSource = PromGPU{}
 
 // gpuQueries are one side's PromQL, per signal.
 type gpuQueries struct {
-	uuid      string // the device identity label
-	owned     string // the side's GPUs at each step, by uuid
-	ownedAny  string // the side's GPUs at any time up to the range's end
-	memory    string
-	temp      string
-	xid       string // by uuid (and xid for canarybot)
-	ecc       string // cumulative, by uuid
-	throttle  string // by reason (canarybot) or raw bitmasks (dcgm)
-	xidIsCode bool   // dcgm: the value is the last Xid code, not a count; throttle is a bitmask
+	uuid     string // the device identity label
+	owned    string // the side's GPUs at each step, by uuid
+	ownedAny string // the side's GPUs at any time up to the range's end
+	memory   string
+	temp     string
+	xid      string // by uuid (and xid for canarybot)
+	ecc      string // cumulative, by uuid
+	throttle string // by reason (canarybot) or raw bitmasks (dcgm)
+	dcgm     bool   // dcgm-exporter: xid is the last Xid code, not a count; throttle is a bitmask
 }
 
 func alt(names, sel string) string {
@@ -98,7 +98,7 @@ func buildGPUQueries(spec *canary.GPUSignals, sel string, span time.Duration) (g
 	q := gpuQueries{uuid: "uuid"}
 	owner := names["process"]
 	if spec.Preset == canary.GPUPresetDCGM {
-		q.uuid, q.xidIsCode, owner = "UUID", true, names["memoryUsed"]
+		q.uuid, q.dcgm, owner = "UUID", true, names["memoryUsed"]
 	}
 	q.owned = fmt.Sprintf("group by (%s) (last_over_time(%s[%s]))", q.uuid, alt(owner, sel), look)
 	q.ownedAny = fmt.Sprintf("group by (%s) (last_over_time(%s[%s] @ end()))", q.uuid, alt(owner, sel), whole)
@@ -184,15 +184,7 @@ func (r *gpuSide) read(ctx context.Context) error {
 }
 
 func (r *gpuSide) query(ctx context.Context, q string) (model.Matrix, error) {
-	v, _, _, err := r.api.QueryRange(ctx, q, r.rng)
-	if err != nil {
-		return nil, fmt.Errorf("query %s: %w", q, err)
-	}
-	m, ok := v.(model.Matrix)
-	if !ok {
-		return nil, fmt.Errorf("query %s: want a matrix, got %s", q, v.Type())
-	}
-	return m, nil
+	return queryMatrix(ctx, r.api, q, r.rng)
 }
 
 // step maps a sample time to its step: 0 is the baseline, k the end of

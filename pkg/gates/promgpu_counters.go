@@ -66,18 +66,18 @@ func (r *gpuSide) counters(ctx context.Context, owned []map[string]bool) error {
 		id := string(ss.Metric[model.LabelName(r.q.uuid)])
 		vals := r.steps(ss)
 		code := 0
-		if !r.q.xidIsCode {
+		if !r.q.dcgm {
 			if code, err = strconv.Atoi(string(ss.Metric["xid"])); err != nil {
 				return canary.Terminalf("xid series %s: label xid %q is not an Xid code", ss.Metric, ss.Metric["xid"])
 			}
 		}
-		inc := increments(vals, r.q.xidIsCode)
+		inc := increments(vals, r.q.dcgm)
 		for k := 1; k < len(vals); k++ {
 			if !owned[k][id] || math.IsNaN(inc[k]) || inc[k] == 0 {
 				continue
 			}
 			iv := &r.s.Intervals[k-1]
-			if r.q.xidIsCode { // the last Xid changed: a new one was raised
+			if r.q.dcgm { // the last Xid changed: a new one was raised
 				if vals[k] != 0 {
 					iv.Xid[r.side] = append(iv.Xid[r.side], int(vals[k]))
 				}
@@ -133,7 +133,7 @@ func (r *gpuSide) throttle(ctx context.Context) error {
 			}
 			v := float64(sp.Value)
 			switch {
-			case r.q.xidIsCode: // dcgm: a bitmask per GPU
+			case r.q.dcgm: // dcgm: a bitmask per GPU
 				if v > 0 && v < 1<<53 {
 					masks[k] |= uint64(v)
 				}
@@ -142,7 +142,7 @@ func (r *gpuSide) throttle(ctx context.Context) error {
 			}
 		}
 	}
-	if r.q.xidIsCode {
+	if r.q.dcgm {
 		for k := 1; k < len(masks); k++ {
 			if iv := &r.s.Intervals[k-1]; iv.Throttle[r.side] != nil {
 				iv.Throttle[r.side] = append(iv.Throttle[r.side], clockevent.Names(masks[k])...)

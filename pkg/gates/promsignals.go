@@ -161,7 +161,12 @@ func (r *sideReader) read(ctx context.Context, names map[string]string) error {
 }
 
 func (r *sideReader) query(ctx context.Context, q string) (model.Matrix, error) {
-	v, _, _, err := r.api.QueryRange(ctx, q, r.rng)
+	return queryMatrix(ctx, r.api, q, r.rng)
+}
+
+// queryMatrix runs a range query and wants a matrix back.
+func queryMatrix(ctx context.Context, api RangeQuerier, q string, rng v1.Range) (model.Matrix, error) {
+	v, _, _, err := api.QueryRange(ctx, q, rng)
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", q, err)
 	}
