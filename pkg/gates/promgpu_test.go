@@ -38,6 +38,7 @@ type gpuNode struct {
 	used    atomic.Uint64 // GPU 1's memory in use
 	ecc     atomic.Uint64 // GPU 1's uncorrected volatile ECC count
 	reasons atomic.Uint64 // GPU 1's clock event reasons
+	temp    atomic.Uint32 // GPU 1's temperature
 }
 
 func startGPUNode(t *testing.T) *gpuNode {
@@ -70,6 +71,13 @@ func startGPUNode(t *testing.T) *gpuNode {
 		return 0, nvml.SUCCESS
 	}
 	d.GetCurrentClocksEventReasonsFunc = func() (uint64, nvml.Return) { return n.reasons.Load(), nvml.SUCCESS }
+	n.temp.Store(gputest.TempBase + 1)
+	d.GetTemperatureFunc = func(s nvml.TemperatureSensors) (uint32, nvml.Return) {
+		if s != nvml.TEMPERATURE_GPU {
+			return 0, nvml.ERROR_INVALID_ARGUMENT
+		}
+		return n.temp.Load(), nvml.SUCCESS
+	}
 
 	col := gpu.NewCollector(n.srv, gpu.WithProcRoot(proc), gpu.WithPodsLogDir(pods))
 	a, err := agent.New(col, agent.Config{Node: "gpu-node-1", Interval: 250 * time.Millisecond, History: 15 * time.Minute, CacheTTL: 100 * time.Millisecond})
@@ -99,11 +107,12 @@ func startGPUNode(t *testing.T) *gpuNode {
 	return n
 }
 
-// breakCanary makes the canary's GPU nearly full, hot-throttled, with two
-// uncorrected ECC errors and an Xid 79; GPU 2, which runs no pod, raises
-// an Xid 48 that neither side owns.
+// breakCanary makes the canary's GPU nearly full, 91 °C and
+// hot-throttled, with two uncorrected ECC errors and an Xid 79; GPU 2,
+// which runs no pod, raises an Xid 48 that neither side owns.
 func (n *gpuNode) breakCanary() {
 	n.used.Store(n.total / 100 * 97)
+	n.temp.Store(91)
 	n.ecc.Store(2)
 	n.reasons.Store(nvml.ClocksThrottleReasonHwSlowdown | nvml.ClocksEventReasonSwThermalSlowdown)
 	n.xid.Push(gputest.Xid(n.srv, 1, 79), gputest.Xid(n.srv, 2, 48))
@@ -132,7 +141,7 @@ func (d *dcgmExporter) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 		{"2", "GPU-5c1f0d00-0000-0000-0000-000000000002", "", 512, 81047, 42, 0, 0, 1},
 	}
 	if broken {
-		devs[1].used, devs[1].free, devs[1].xid, devs[1].ecc, devs[1].mask = 79000, 2559, 79, 2, 0x8|0x20
+		devs[1].used, devs[1].free, devs[1].temp, devs[1].xid, devs[1].ecc, devs[1].mask = 79000, 2559, 91, 79, 2, 0x8|0x20
 		devs[2].xid = 48
 	}
 	var b strings.Builder
@@ -274,7 +283,7 @@ func TestGPUSignalsFromAgentsAndDCGM(t *testing.T) {
 				t.Errorf("canary memory after the break = %v, want ≥ 0.96", ca.memAfter)
 			}
 			near("stable temperature", st.maxTemp, gputest.TempBase)
-			near("canary temperature", ca.maxTemp, gputest.TempBase+1)
+			near("canary temperature", ca.maxTemp, 91)
 			if !slices.Equal(ca.xid, []int{79}) || len(st.xid) != 0 {
 				t.Errorf("Xid: canary %v stable %v, want canary [79] once, stable none (GPU 2's 48 is nobody's)", ca.xid, st.xid)
 			}
@@ -289,14 +298,21 @@ func TestGPUSignalsFromAgentsAndDCGM(t *testing.T) {
 			if !slices.Equal(st.reasons, []string{"GpuIdle"}) {
 				t.Errorf("stable clock event reasons = %v, want [GpuIdle]", st.reasons)
 			}
-			checkGPUGatesFail(t, s, start, end)
+			before := &signals.Series{}
+			for _, iv := range s.Intervals {
+				if iv.End.Before(brk) {
+					before.Intervals = append(before.Intervals, iv)
+				}
+			}
+			checkGPUGates(t, before, start, brk, canary.VerdictSuccessful)
+			checkGPUGates(t, s, start, end, canary.VerdictFailed)
 		})
 	}
 }
 
-// checkGPUGatesFail runs the GPU gauge gates over s and wants each to
-// fail on the canary.
-func checkGPUGatesFail(t *testing.T, s *signals.Series, start, end time.Time) {
+// checkGPUGates runs the GPU gauge gates over s and wants each to give
+// want.
+func checkGPUGates(t *testing.T, s *signals.Series, start, end time.Time, want canary.Verdict) {
 	t.Helper()
 	for i := range s.Intervals {
 		s.Intervals[i].NoData = false // no request metrics here; the GPU gates read GPU fields only
@@ -308,8 +324,8 @@ func checkGPUGatesFail(t *testing.T, s *signals.Series, start, end time.Time) {
 		if err != nil {
 			t.Fatalf("gate %s: %v", g.Name, err)
 		}
-		if r.Verdict != canary.VerdictFailed {
-			t.Errorf("gate %s = %s (%s), want Failed", g.Name, r.Verdict, r.Reason)
+		if r.Verdict != want {
+			t.Errorf("gate %s until %s = %s (%s), want %s", g.Name, end.Format(time.TimeOnly), r.Verdict, r.Reason, want)
 		}
 	}
 }
@@ -340,12 +356,13 @@ spec:
     gpu:
       stable: {pod: "~model-stable-.*"}
       canary: {pod: "~model-canary-.*"}
-  steps: [{setWeight: 10}, {analysis: {gates: [memory, xid, ecc, throttle]}}]
+  steps: [{setWeight: 10}, {analysis: {gates: [memory, xid, ecc, throttle, temperature]}}]
   gates:
   - {name: memory, gauge: {signal: gpuMemory, max: 0.95}}
   - {name: xid, gauge: {signal: xid, codes: [79]}}
   - {name: ecc, gauge: {signal: eccUncorrected}}
   - {name: throttle, gauge: {signal: throttle, max: 0.1, window: 10s}}
+  - {name: temperature, gauge: {signal: gpuTemperature}}
 `
 	p, err := canary.ParsePlan([]byte(y))
 	if err != nil {
