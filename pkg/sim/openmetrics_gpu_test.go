@@ -31,9 +31,9 @@ func TestWriteOpenMetricsGPU(t *testing.T) {
 	series := parseOpenMetrics(t, buf.String())
 	const st, ca = `{role="stable",uuid="GPU-sim-0-0",gpu="0"`, `{role="canary",uuid="GPU-sim-0-1",gpu="0"`
 	for key, want := range map[string]int{
-		"canarybot_gpu_memory_used_bytes" + st + "}":                                                        30,
-		"canarybot_gpu_memory_total_bytes" + ca + "}":                                                       20,
-		"canarybot_gpu_temperature_celsius" + ca + "}":                                                      20,
+		"canarybot_gpu_memory_used_bytes" + st + "}":                                                         30,
+		"canarybot_gpu_memory_total_bytes" + ca + "}":                                                        20,
+		"canarybot_gpu_temperature_celsius" + ca + "}":                                                       20,
 		"canarybot_gpu_process_memory_used_bytes" + st + `,pid="1000",pod="model-stable-0",namespace="sim"}`: 30,
 		"canarybot_gpu_process_memory_used_bytes" + ca + `,pid="1001",pod="model-canary-0",namespace="sim"}`: 20,
 	} {
