@@ -10,9 +10,11 @@ import (
 // gates written for a real vLLM deployment run unchanged against the
 // simulator.
 //
-// vLLM has no counter of failed requests: a real deployment measures errors
-// at the gateway or the KServe/Knative queue proxy. The simulator counts
-// them in canarybot_sim:request_errors_total, and vllm:request_success_total
+// vLLM's engine has no counter of failed requests; its OpenAI server counts
+// every answer in http_requests_total{handler,method,status}, by status
+// class ("2xx", "5xx"), through prometheus-fastapi-instrumentator, and the
+// simulator does too. It also counts failures in
+// canarybot_sim:request_errors_total, and vllm:request_success_total
 // counts the others, so an error ratio is
 //
 //	sum(rate(canarybot_sim:request_errors_total{role="canary"}[1m]))
@@ -31,6 +33,7 @@ const (
 	MetricWaiting      = "vllm:num_requests_waiting"
 	MetricRunning      = "vllm:num_requests_running"
 	MetricPredictions  = "canarybot_sim:predictions_total"
+	MetricHTTPRequests = "http_requests_total"
 )
 
 // Labels every series carries.
@@ -42,6 +45,10 @@ const (
 
 const (
 	labelFinishedReason = "finished_reason"
+	labelHandler        = "handler"
+	labelMethod         = "method"
+	labelStatus         = "status"
+	completionsHandler  = "/v1/completions"
 	labelClass          = "class"
 	finishedReasonStop  = "stop"
 )
@@ -79,6 +86,7 @@ type metrics struct {
 	waiting     *prometheus.GaugeVec
 	running     *prometheus.GaugeVec
 	predictions *prometheus.CounterVec
+	http        *prometheus.CounterVec
 }
 
 // newMetrics registers the series with reg.
@@ -117,7 +125,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: MetricPredictions, Help: "Count of predictions by class index (simulator only).",
 		}, with(labelClass)),
 	}
-	reg.MustRegister(m.e2e, m.ttft, m.tpot, m.success, m.errors, m.kvCache, m.waiting, m.running, m.predictions)
+	m.http = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricHTTPRequests, Help: "Total number of requests by method, status and handler.",
+	}, append(append([]string(nil), base...), labelHandler, labelMethod, labelStatus))
+	reg.MustRegister(m.e2e, m.ttft, m.tpot, m.success, m.errors, m.kvCache, m.waiting, m.running, m.predictions, m.http)
 	return m
 }
 
@@ -135,6 +146,9 @@ func (l labels) values(extra ...string) []string {
 func (m *metrics) start(l labels, b Behaviour) {
 	m.success.WithLabelValues(l.values(finishedReasonStop)...)
 	m.errors.WithLabelValues(l.values()...)
+	for _, st := range []string{"2xx", "5xx"} {
+		m.http.WithLabelValues(l.values(completionsHandler, "POST", st)...)
+	}
 	m.running.WithLabelValues(l.values()...)
 	for i := range b.PredictionClasses {
 		m.predictions.WithLabelValues(l.values(strconv.Itoa(i))...)
@@ -160,6 +174,7 @@ func (m *metrics) stop(l labels) {
 	m.waiting.DeletePartialMatch(match)
 	m.running.DeletePartialMatch(match)
 	m.predictions.DeletePartialMatch(match)
+	m.http.DeletePartialMatch(match)
 }
 
 // record counts a finished request.
@@ -167,8 +182,10 @@ func (m *metrics) record(l labels, o Outcome) {
 	m.e2e.WithLabelValues(l.values()...).Observe(o.Latency.Seconds())
 	if o.Failed {
 		m.errors.WithLabelValues(l.values()...).Inc()
+		m.http.WithLabelValues(l.values(completionsHandler, "POST", "5xx")...).Inc()
 		return
 	}
+	m.http.WithLabelValues(l.values(completionsHandler, "POST", "2xx")...).Inc()
 	m.ttft.WithLabelValues(l.values()...).Observe(o.TTFT.Seconds())
 	m.tpot.WithLabelValues(l.values()...).Observe((o.Latency - o.TTFT).Seconds() / (OutputTokens - 1))
 	m.success.WithLabelValues(l.values(finishedReasonStop)...).Inc()

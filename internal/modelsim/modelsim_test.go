@@ -106,7 +106,7 @@ func TestMetricsExposeVLLMNamesAndLabels(t *testing.T) {
 	fams := scrape(t, s.URL())
 	want := map[string]string{LabelModelName: "demo-llm", LabelVersion: "v2", LabelRole: "canary"}
 	names := []string{MetricE2ELatency, MetricTTFT, MetricSuccess, MetricErrors,
-		MetricKVCacheUsage, MetricWaiting, MetricRunning}
+		MetricKVCacheUsage, MetricWaiting, MetricRunning, MetricHTTPRequests}
 	for _, name := range names {
 		if fams[name] == nil {
 			t.Fatalf("/metrics lacks %s; has %v", name, keys(fams))
@@ -180,6 +180,13 @@ func TestErrorRateOneAnswers500(t *testing.T) {
 	}
 	if v := series(fams, MetricSuccess, want).GetCounter().GetValue(); v != 0 {
 		t.Errorf("success = %v, want 0", v)
+	}
+	// vLLM's OpenAI server counts answers by status class.
+	for status, wantN := range map[string]float64{"5xx": n, "2xx": 0} {
+		sel := map[string]string{LabelRole: "canary", "handler": "/v1/completions", "method": "POST", "status": status}
+		if v := series(fams, MetricHTTPRequests, sel).GetCounter().GetValue(); v != wantN {
+			t.Errorf("http_requests_total{status=%q} = %v, want %v", status, v, wantN)
+		}
 	}
 }
 

@@ -115,3 +115,17 @@ func b2f(b bool) float64 {
 	}
 	return 0
 }
+
+func TestWithMatchers(t *testing.T) {
+	for _, tc := range []struct{ name, suffix, sel, want string }{
+		{"vllm:e2e_request_latency_seconds", "_bucket", `{role="canary"}`, `vllm:e2e_request_latency_seconds_bucket{role="canary"}`},
+		{`http_requests_total{status="5xx"}`, "", `{role="canary",run="a"}`, `http_requests_total{status="5xx",role="canary",run="a"}`},
+		{`http_requests_total{status="5xx"}`, "", "{}", `http_requests_total{status="5xx"}`},
+		{"up", "", "", "up"},
+		{`m{a="1"}`, "_count", `{b=~"x.*"}`, `m_count{a="1",b=~"x.*"}`},
+	} {
+		if got := withMatchers(tc.name, tc.suffix, tc.sel); got != tc.want {
+			t.Errorf("withMatchers(%q, %q, %q) = %q, want %q", tc.name, tc.suffix, tc.sel, got, tc.want)
+		}
+	}
+}

@@ -80,7 +80,7 @@ type gpuQueries struct {
 func alt(names, sel string) string {
 	var parts []string
 	for _, n := range strings.Split(names, "|") {
-		parts = append(parts, n+sel)
+		parts = append(parts, withMatchers(n, "", sel))
 	}
 	if len(parts) == 1 {
 		return parts[0]

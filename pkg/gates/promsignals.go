@@ -27,7 +27,10 @@ func PresetMetrics(preset string) map[string]string {
 	switch preset {
 	case canary.PresetVLLM:
 		return map[string]string{
-			"requests":   "vllm:e2e_request_latency_seconds_count",
+			"requests": "vllm:e2e_request_latency_seconds_count",
+			// vLLM's OpenAI server counts its answers by status class
+			// (prometheus-fastapi-instrumentator's default grouping).
+			"errors":     `http_requests_total{status="5xx"}`,
 			"latency":    "vllm:e2e_request_latency_seconds",
 			"ttft":       "vllm:time_to_first_token_seconds",
 			"tpot":       "vllm:time_per_output_token_seconds",
@@ -45,9 +48,10 @@ func PresetMetrics(preset string) map[string]string {
 
 // PromSignals reads signals.Series from Prometheus for one signals spec:
 // counters as increase() over each step, histograms by bucket, gauges as
-// the side's maximum. Errors and predictions (a counter labelled by class
-// index) are read only when the spec names their metrics: vLLM exports no
-// error counter of its own, and predictions are the model's business.
+// the side's maximum. vLLM's errors are the 5xx answers its OpenAI server
+// counts; the kserve preset has no error counter, and predictions (a
+// counter labelled by class index) are the model's business: those are read
+// only when the spec names their metrics.
 //
 // With spec.gpu, the GPU signals of each side come from Prometheus too
 // (PromGPU), or, when spec.gpu.agents lists gpu-agents, from their JSON API
@@ -120,7 +124,9 @@ type sideReader struct {
 
 func (r *sideReader) read(ctx context.Context, names map[string]string) error {
 	win := model.Duration(r.step).String()
-	counter := func(name string) string { return fmt.Sprintf("sum(increase(%s%s[%s]))", name, r.sel, win) }
+	counter := func(name string) string {
+		return fmt.Sprintf("sum(increase(%s[%s]))", withMatchers(name, "", r.sel), win)
+	}
 	if err := r.scalar(ctx, counter(names["requests"]), func(iv *signals.Interval, v float64) { iv.Requests[r.side] = v }, true); err != nil {
 		return err
 	}
@@ -140,11 +146,7 @@ func (r *sideReader) read(ctx context.Context, names map[string]string) error {
 		if g.name == "" {
 			continue
 		}
-		var alts []string
-		for _, n := range strings.Split(g.name, "|") {
-			alts = append(alts, n+r.sel)
-		}
-		if err := r.scalar(ctx, fmt.Sprintf("%s(%s)", g.agg, strings.Join(alts, " or ")), g.set, false); err != nil {
+		if err := r.scalar(ctx, fmt.Sprintf("%s(%s)", g.agg, alt(g.name, r.sel)), g.set, false); err != nil {
 			return err
 		}
 	}
@@ -207,7 +209,7 @@ func (r *sideReader) classes(ctx context.Context, name string) error {
 	if name == "" {
 		return nil
 	}
-	m, err := r.query(ctx, fmt.Sprintf("sum by (class) (increase(%s%s[%s]))", name, r.sel, model.Duration(r.step)))
+	m, err := r.query(ctx, fmt.Sprintf("sum by (class) (increase(%s[%s]))", withMatchers(name, "", r.sel), model.Duration(r.step)))
 	if err != nil {
 		return err
 	}
@@ -236,7 +238,7 @@ func (r *sideReader) histogram(ctx context.Context, name string, field func(*sig
 	if name == "" {
 		return nil
 	}
-	m, err := r.query(ctx, fmt.Sprintf("sum by (le) (increase(%s_bucket%s[%s]))", name, r.sel, model.Duration(r.step)))
+	m, err := r.query(ctx, fmt.Sprintf("sum by (le) (increase(%s[%s]))", withMatchers(name, "_bucket", r.sel), model.Duration(r.step)))
 	if err != nil {
 		return err
 	}
@@ -279,6 +281,25 @@ func (r *sideReader) histogram(ctx context.Context, name string, field func(*sig
 		field(&r.series.Intervals[i])[r.side] = counts
 	}
 	return nil
+}
+
+// withMatchers renders a series selector: a preset's metric name, which may
+// carry matchers of its own (http_requests_total{status="5xx"}), with
+// suffix added to the name (_bucket) and sel's matchers ({k="v",…}) joined
+// to its own.
+func withMatchers(name, suffix, sel string) string {
+	base, own, _ := strings.Cut(name, "{")
+	own = strings.TrimSuffix(own, "}")
+	side := strings.TrimSuffix(strings.TrimPrefix(sel, "{"), "}")
+	switch {
+	case own == "" && side == "":
+		return base + suffix
+	case own == "":
+		return base + suffix + "{" + side + "}"
+	case side == "":
+		return base + suffix + "{" + own + "}"
+	}
+	return base + suffix + "{" + own + "," + side + "}"
 }
 
 // selector renders label matchers, sorted, as {k="v",…}; a "~re" value

@@ -77,7 +77,7 @@ func TestPromSignalsReadsWhatTheServersServed(t *testing.T) {
 	}
 	src := &gates.PromSignals{API: api, Spec: &canary.SignalsSpec{Preset: canary.PresetVLLM,
 		Stable: map[string]string{"role": "stable"}, Canary: map[string]string{"role": "canary"},
-		Metrics: map[string]string{"errors": modelsim.MetricErrors, "predictions": modelsim.MetricPredictions}}}
+		Metrics: map[string]string{"predictions": modelsim.MetricPredictions}}} // errors: the preset's 5xx answers
 	end := time.Now().Add(-2 * time.Second).Truncate(2 * time.Second)
 	s, err := src.Read(ctx, end.Add(-8*time.Second), end, 2*time.Second)
 	if err != nil {

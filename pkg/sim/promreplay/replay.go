@@ -260,7 +260,7 @@ func planSignals(cfg sim.Config) (*canary.SignalsSpec, error) {
 
 // metricNames resolves the series the spec's gates read: the preset's
 // names, the spec's overrides, and the simulator's counters for errors
-// and predictions where neither names them. metrics is the spec's
+// and predictions where the spec does not name them. metrics is the spec's
 // overrides with those counters added. Of alternatives (a|b) the first is
 // written.
 func metricNames(spec *canary.SignalsSpec) (sim.MetricNames, map[string]string) {
@@ -271,7 +271,7 @@ func metricNames(spec *canary.SignalsSpec) (sim.MetricNames, map[string]string) 
 		metrics = map[string]string{}
 	}
 	for k, v := range map[string]string{"errors": ErrorsMetric, "predictions": PredictionsMetric} {
-		if m[k] == "" {
+		if spec.Metrics[k] == "" { // the preset's own (vLLM's 5xx answers) is a selector, not a name to write
 			m[k], metrics[k] = v, v
 		}
 	}
