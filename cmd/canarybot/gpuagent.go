@@ -12,7 +12,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
@@ -70,7 +69,7 @@ func (o *gpuAgentOptions) run(ctx context.Context, log *slog.Logger, out io.Writ
 	if o.history < o.interval {
 		return fmt.Errorf("--history %v: must be at least --interval %v", o.history, o.interval)
 	}
-	col := gpu.NewCollector(nvml.New(), gpu.WithProcRoot(o.procRoot), gpu.WithPodsLogDir(o.podsLogDir))
+	col := gpu.NewHostCollector(gpu.WithProcRoot(o.procRoot), gpu.WithPodsLogDir(o.podsLogDir))
 	defer func() {
 		if cerr := col.Close(); cerr != nil {
 			err = errors.Join(err, cerr)

@@ -7,14 +7,15 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
@@ -25,7 +26,7 @@ import (
 // hostHasNVML reports whether this host can open NVML (a GPU box).
 func hostHasNVML(t *testing.T) bool {
 	t.Helper()
-	c := gpu.NewCollector(nvml.New())
+	c := gpu.NewHostCollector()
 	err := c.Open(context.Background())
 	if err == nil {
 		if err := c.Close(); err != nil {
@@ -140,6 +141,26 @@ func TestGPUAgentOnce(t *testing.T) {
 	var snap gpu.Snapshot
 	if err != nil || json.Unmarshal([]byte(out), &snap) != nil || snap.Node != "n1" {
 		t.Fatalf("gpu-agent --once = %v:\n%s", err, out)
+	}
+}
+
+// Without cgo, which go-nvml needs, canarybot still builds, and the
+// gpu-agent says why it reads no GPU.
+func TestGPUAgentWithoutCgo(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "canarybot-nocgo")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-tags=kustomize_disable_go_plugin_support")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("CGO_ENABLED=0 go build: %v\n%s", err, out)
+	}
+	var stdout, stderr strings.Builder
+	cmd := exec.Command(bin, "gpu-agent", "--once")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	want := "NVML not available on this host: canarybot was built without cgo (CGO_ENABLED=0), and NVML is loaded through cgo"
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), want) || stdout.Len() != 0 {
+		t.Fatalf("gpu-agent --once without cgo: %v, stdout %q, stderr %q; want exit 1 saying %q", err, stdout.String(), stderr.String(), want)
 	}
 }
 

@@ -1,16 +1,5 @@
-// Package gpu reads GPU health from NVML: an inventory of the devices on
-// this host; per-device samples of memory, utilization, temperature,
-// power, clock event (throttle) reasons, uncorrected and corrected ECC
-// errors, and the compute processes using the GPU, each mapped to its
-// Kubernetes pod through /proc/<pid>/cgroup and the kubelet's pod log
-// directories; and Xid errors through an NVML event set (WaitXid).
-//
-// The types in api.go are the JSON API of the gpu-agent (pkg/gpu/agent).
-//
-// A Collector works over an injected nvml.Interface: nvml.New() in
-// production, go-nvml's mocks (pkg/nvml/mock/dgxh100 and friends) in tests.
-// On a host without the NVML library, Open fails cleanly with an error
-// wrapping ErrNVMLUnavailable.
+//go:build cgo
+
 package gpu
 
 import (
@@ -18,22 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 
 	"github.com/canarybot/canarybot/pkg/canary"
-)
-
-// Sentinel errors.
-var (
-	// ErrNVMLUnavailable marks a host where NVML cannot be used at all: the
-	// library is missing or the NVIDIA driver is not loaded. Open wraps it
-	// together with NVML's own nvml.Return, and marks it canary.Terminal.
-	ErrNVMLUnavailable = errors.New("NVML not available on this host")
-	// ErrNotOpen is returned by Inventory and Snapshot before Open
-	// succeeded or after Close.
-	ErrNotOpen = errors.New("gpu collector is not open")
 )
 
 // clockEventReasonsSymbol is the NVML function that replaced
@@ -41,33 +18,11 @@ var (
 // lack it, and calling a missing symbol would abort the process.
 const clockEventReasonsSymbol = "nvmlDeviceGetCurrentClocksEventReasons"
 
-// Clock tells the time at which a snapshot is taken. canary.SystemClock
-// and sim.Clock satisfy it.
-type Clock interface {
-	Now() time.Time
-}
-
-// Option configures a Collector.
-type Option func(*Collector)
-
-// WithClock sets the clock that stamps snapshots; canary.SystemClock by
-// default. A nil clock is ignored.
-func WithClock(c Clock) Option {
-	return func(col *Collector) {
-		if c != nil {
-			col.clock = c
-		}
-	}
-}
-
 // Collector reads GPU inventory and health samples through NVML. It is
 // safe for concurrent use; Close waits for reads in progress.
 type Collector struct {
-	lib   nvml.Interface
-	clock Clock
-
-	procRoot   string // "" turns pod mapping off
-	podsLogDir string
+	settings
+	lib nvml.Interface
 
 	mu           sync.RWMutex
 	open         bool
@@ -83,11 +38,13 @@ type Collector struct {
 // NewCollector returns a Collector over lib, e.g. nvml.New(). It does not
 // touch NVML until Open.
 func NewCollector(lib nvml.Interface, opts ...Option) *Collector {
-	c := &Collector{lib: lib, clock: canary.SystemClock{}, procRoot: DefaultProcRoot, podsLogDir: DefaultPodsLogDir}
-	for _, opt := range opts {
-		opt(c)
-	}
-	return c
+	return &Collector{settings: newSettings(opts), lib: lib}
+}
+
+// NewHostCollector returns a Collector over this host's NVML library,
+// which Open loads.
+func NewHostCollector(opts ...Option) *Collector {
+	return NewCollector(nvml.New(), opts...)
 }
 
 // Open initializes NVML. It is a no-op when already open. Without the
@@ -136,19 +93,6 @@ func (c *Collector) Close() error {
 		errs = append(errs, fmt.Errorf("nvml shutdown: %w", ret))
 	}
 	return errors.Join(errs...)
-}
-
-// Device identifies one GPU.
-type Device struct {
-	// Index is NVML's device index, 0-based.
-	Index int `json:"index"`
-	// UUID is the device's stable identity, e.g. "GPU-8c3f…".
-	UUID string `json:"uuid"`
-	// Name is the product name, e.g. "NVIDIA H100 80GB HBM3".
-	Name string `json:"name"`
-	// MemoryTotalBytes is the framebuffer size; 0 when the device does not
-	// report memory (nvml.ERROR_NOT_SUPPORTED).
-	MemoryTotalBytes uint64 `json:"memoryTotalBytes"`
 }
 
 // Inventory lists the GPUs on this host in index order. A device that

@@ -27,14 +27,14 @@ const (
 // processes are mapped to pods through /proc/<pid>/cgroup; "" turns the
 // mapping off. DefaultProcRoot by default.
 func WithProcRoot(dir string) Option {
-	return func(c *Collector) { c.procRoot = dir }
+	return func(s *settings) { s.procRoot = dir }
 }
 
 // WithPodsLogDir sets the kubelet's pod log directory, whose entries
 // name each pod UID's namespace and pod; "" leaves names unknown.
 // DefaultPodsLogDir by default.
 func WithPodsLogDir(dir string) Option {
-	return func(c *Collector) { c.podsLogDir = dir }
+	return func(s *settings) { s.podsLogDir = dir }
 }
 
 // podUIDOfPID returns the UID of the pod that process pid runs in, read

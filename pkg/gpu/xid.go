@@ -1,3 +1,5 @@
+//go:build cgo
+
 package gpu
 
 import (
@@ -11,10 +13,6 @@ import (
 	"github.com/canarybot/canarybot/pkg/canary"
 )
 
-// ErrXidUnsupported means no GPU on this host can report Xid events
-// through an NVML event set. WaitXid wraps it in a terminal error.
-var ErrXidUnsupported = errors.New("no GPU on this host reports Xid events")
-
 const (
 	// xidWaitSlice is the longest one NVML wait blocks, so that WaitXid
 	// notices a done ctx within it.
@@ -22,16 +20,6 @@ const (
 	// maxXidDrain bounds the events one WaitXid returns.
 	maxXidDrain = 256
 )
-
-// DeviceXid is an Xid event with the device that raised it.
-type DeviceXid struct {
-	// Index is the device's NVML index, or -1 when NVML named a device
-	// the collector did not register (e.g. a MIG device).
-	Index int
-	// UUID is the device's UUID, or "" when NVML named no device.
-	UUID string
-	XidEvent
-}
 
 // WaitXid waits up to timeout for Xid errors (NVML's
 // EventTypeXidCriticalError) on any GPU and returns those that arrived,

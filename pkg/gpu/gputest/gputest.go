@@ -1,3 +1,5 @@
+//go:build cgo
+
 // Package gputest gives go-nvml's mock DGX servers plausible readings for
 // the NVML calls the mocks leave unset, so that tests of pkg/gpu and its
 // users run the real Collector over them. go-nvml's DGX mocks implement
