@@ -15,8 +15,8 @@ const (
 	DefaultThrottleWindow = 5 * time.Minute
 )
 
-// gpuSignal reports whether a gauge signal is read from the GPUs.
-func gpuSignal(signal string) bool {
+// GPUSignal reports whether a gauge signal is read from the GPUs.
+func GPUSignal(signal string) bool {
 	switch signal {
 	case SignalGPUMemory, SignalGPUTemp, SignalXid, SignalECC, SignalThrottle:
 		return true
@@ -58,7 +58,7 @@ func defaultGPUGauge(g *GaugeGate) {
 
 // validateGPUGauge checks what a GPU gauge gate adds to a gauge gate.
 func validateGPUGauge(f string, g *GaugeGate, s *SignalsSpec, add addFunc) {
-	if gpuSignal(g.Signal) && s != nil && s.GPU == nil {
+	if GPUSignal(g.Signal) && s != nil && s.GPU == nil {
 		add(f+".signals.gpu", "is required for signal %q: say whose GPU metrics to read (preset canarybot or dcgm) and which pods are stable and canary", g.Signal)
 	}
 	if r := g.MaxRatePerMinute; r != nil && *r <= 0 {

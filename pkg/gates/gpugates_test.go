@@ -1,6 +1,7 @@
 package gates
 
 import (
+	"context"
 	"math"
 	"strings"
 	"testing"
@@ -128,4 +129,42 @@ func TestWithMatchers(t *testing.T) {
 			t.Errorf("withMatchers(%q, %q, %q) = %q, want %q", tc.name, tc.suffix, tc.sel, got, tc.want)
 		}
 	}
+}
+
+// Only GPU gauges ask the source for GPU signals: the judge and other
+// gauges read a spec without them, which spares Prometheus the GPU queries.
+func TestOnlyGPUGaugesReadGPUs(t *testing.T) {
+	spec := &canary.SignalsSpec{Preset: canary.PresetVLLM, Stable: map[string]string{"role": "stable"},
+		Canary: map[string]string{"role": "canary"}, Step: canary.D(10 * time.Second),
+		GPU: &canary.GPUSignals{Preset: canary.GPUPresetCanarybot, Stable: map[string]string{"pod": "a"}, Canary: map[string]string{"pod": "b"}}}
+	for _, tc := range []struct {
+		gate    canary.GateSpec
+		wantGPU bool
+	}{
+		{canary.GateSpec{Name: "mem", Signals: spec, Gauge: &canary.GaugeGate{Signal: canary.SignalGPUMemory, Max: ptr(0.9)}}, true},
+		{canary.GateSpec{Name: "xid", Signals: spec, Gauge: &canary.GaugeGate{Signal: canary.SignalXid, Max: ptr(0.0)}}, true},
+		{canary.GateSpec{Name: "kv", Signals: spec, Gauge: &canary.GaugeGate{Signal: canary.SignalKVCache, Max: ptr(0.9)}}, false},
+		{canary.GateSpec{Name: "drift", Signals: spec, Drift: &canary.DriftGate{Pass: ptr(0.1), Fail: ptr(0.2), MinPredictions: ptr(10)}}, false},
+	} {
+		var got *canary.SignalsSpec
+		sg := &SignalGates{SourceFor: func(s *canary.SignalsSpec) (signals.Source, error) {
+			got = s
+			return gpuSource{}, nil
+		}}
+		if _, err := sg.Evaluate(t.Context(), tc.gate, canary.Window{Start: epoch, Now: epoch.Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		if (got.GPU != nil) != tc.wantGPU || got.Preset != spec.Preset || got.Canary["role"] != "canary" {
+			t.Errorf("gate %s read spec %+v, want GPU %v and the rest as given", tc.gate.Name, got, tc.wantGPU)
+		}
+	}
+	if spec.GPU == nil {
+		t.Error("the plan's spec lost its GPU signals")
+	}
+}
+
+type gpuSource struct{}
+
+func (gpuSource) Read(_ context.Context, start, end time.Time, step time.Duration) (*signals.Series, error) {
+	return gpuSeries(start, int(end.Sub(start)/step), func(int, *signals.Interval) {}), nil
 }

@@ -32,7 +32,13 @@ func (g *SignalGates) Evaluate(ctx context.Context, gate canary.GateSpec, w cana
 	if gate.Signals == nil || gate.Signals.Step == nil {
 		return canary.GateResult{}, canary.Terminalf("gate %s: no signals configured", gate.Name)
 	}
-	src, err := g.SourceFor(gate.Signals)
+	spec := gate.Signals
+	if spec.GPU != nil && (gate.Gauge == nil || !canary.GPUSignal(gate.Gauge.Signal)) {
+		noGPU := *spec // only GPU gauges read the GPUs
+		noGPU.GPU = nil
+		spec = &noGPU
+	}
+	src, err := g.SourceFor(spec)
 	if err != nil {
 		return canary.GateResult{}, fmt.Errorf("gate %s: %w", gate.Name, err)
 	}
