@@ -41,6 +41,10 @@ func PresetMetrics(preset string) map[string]string {
 		return map[string]string{
 			"requests": "request_predict_seconds_count",
 			"latency":  "request_predict_seconds",
+			// Knative's queue-proxy in front of a serverless predictor
+			// counts its answers by status class; a RawDeployment has
+			// none, so name an error counter in spec.signals.metrics.
+			"errors": `revision_app_request_count{response_code_class="5xx"}`,
 		}
 	}
 	return nil
@@ -48,10 +52,10 @@ func PresetMetrics(preset string) map[string]string {
 
 // PromSignals reads signals.Series from Prometheus for one signals spec:
 // counters as increase() over each step, histograms by bucket, gauges as
-// the side's maximum. vLLM's errors are the 5xx answers its OpenAI server
-// counts; the kserve preset has no error counter, and predictions (a
-// counter labelled by class index) are the model's business: those are read
-// only when the spec names their metrics.
+// the side's maximum. Errors are the 5xx answers vLLM's OpenAI server, or
+// Knative's queue-proxy in front of a KServe predictor, counts.
+// Predictions (a counter labelled by class index) are the model's
+// business: they are read only when the spec names their metric.
 //
 // With spec.gpu, the GPU signals of each side come from Prometheus too
 // (PromGPU), or, when spec.gpu.agents lists gpu-agents, from their JSON API
