@@ -30,8 +30,10 @@ const maxAgentBody = 32 << 20
 // temperature, every Xid received, the uncorrected volatile ECC errors
 // added, and every clock event reason seen active.
 type AgentGPU struct {
-	// Client is the HTTP client; it should have a timeout.
+	// Client is the HTTP client; nil uses one with a 10 s timeout.
 	Client *http.Client
+	// MaxBody bounds one agent's answer; 0 means maxAgentBody.
+	MaxBody int64
 }
 
 var _ GPUSource = AgentGPU{}
@@ -76,12 +78,16 @@ func (a AgentGPU) history(ctx context.Context, base string, since time.Time) (gp
 		return gpu.History{}, fmt.Errorf("gpu-agent %s: %w", base, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAgentBody+1))
+	limit := a.MaxBody
+	if limit <= 0 {
+		limit = maxAgentBody
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return gpu.History{}, fmt.Errorf("gpu-agent %s: read answer: %w", base, err)
 	}
-	if len(body) > maxAgentBody {
-		return gpu.History{}, fmt.Errorf("gpu-agent %s: answer is over %d bytes", base, maxAgentBody)
+	if int64(len(body)) > limit {
+		return gpu.History{}, fmt.Errorf("gpu-agent %s: answer is over %d bytes", base, limit)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e gpu.APIError
