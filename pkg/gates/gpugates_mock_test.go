@@ -9,9 +9,9 @@ import (
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 
+	"github.com/canarybot/canarybot/internal/gpusim"
 	"github.com/canarybot/canarybot/pkg/canary"
 	"github.com/canarybot/canarybot/pkg/gates"
-	"github.com/canarybot/canarybot/pkg/gpu/gputest"
 	"github.com/canarybot/canarybot/pkg/signals"
 )
 
@@ -22,19 +22,19 @@ func TestGPUGatesOnTheMock(t *testing.T) {
 	plan := gpuGatePlan(t)
 	for _, tc := range []struct {
 		fault string
-		raise func(n *gpuNode)
+		raise func(n *gpusim.Node)
 	}{
-		{"", func(*gpuNode) {}},
-		{"memory", func(n *gpuNode) { n.used.Store(n.total / 100 * 97) }},
-		{"temperature", func(n *gpuNode) { n.temp.Store(90) }},
-		{"ecc", func(n *gpuNode) { n.ecc.Store(1) }},
-		{"xid", func(n *gpuNode) { n.xid.Push(gputest.Xid(n.srv, 1, 79)) }},
-		{"throttle", func(n *gpuNode) { n.reasons.Store(nvml.ClocksThrottleReasonHwThermalSlowdown) }},
+		{"", func(*gpusim.Node) {}},
+		{"memory", func(n *gpusim.Node) { n.SetMemoryUsed(1, n.MemoryTotal()/100*97) }},
+		{"temperature", func(n *gpusim.Node) { n.SetTemperature(1, 90) }},
+		{"ecc", func(n *gpusim.Node) { n.SetECC(1, 1) }},
+		{"xid", func(n *gpusim.Node) { n.RaiseXid(1, 79) }},
+		{"throttle", func(n *gpusim.Node) { n.SetClockEventReasons(1, nvml.ClocksThrottleReasonHwThermalSlowdown) }},
 		// An Xid the plan does not call critical, and one on a GPU that no
 		// side uses, fail nothing.
-		{"", func(n *gpuNode) { n.xid.Push(gputest.Xid(n.srv, 1, 94+1), gputest.Xid(n.srv, 2, 79)) }},
+		{"", func(n *gpusim.Node) { n.RaiseXid(1, 95); n.RaiseXid(2, 79) }},
 		// Power capping holds the clocks down, but is not a slowdown.
-		{"", func(n *gpuNode) { n.reasons.Store(nvml.ClocksEventReasonSwPowerCap) }},
+		{"", func(n *gpusim.Node) { n.SetClockEventReasons(1, nvml.ClocksEventReasonSwPowerCap) }},
 	} {
 		name := tc.fault
 		if name == "" {
@@ -42,7 +42,7 @@ func TestGPUGatesOnTheMock(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			node := startGPUNode(t)
+			node := gpusim.Start(t, gpuPods()...)
 			start := time.Now().Truncate(time.Second)
 			time.Sleep(600 * time.Millisecond)
 			tc.raise(node)
@@ -55,7 +55,7 @@ func TestGPUGatesOnTheMock(t *testing.T) {
 			}
 			spec := plan.Spec.Signals.GPU
 			withAgent := *spec
-			withAgent.Agents = []string{node.url}
+			withAgent.Agents = []string{node.URL()}
 			if err := (gates.AgentGPU{}).FillGPU(context.Background(), &withAgent, s, time.Second); err != nil {
 				t.Fatal(err)
 			}

@@ -12,112 +12,37 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
-	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/canarybot/canarybot/internal/gpusim"
 	"github.com/canarybot/canarybot/internal/promserver"
 	"github.com/canarybot/canarybot/pkg/canary"
 	"github.com/canarybot/canarybot/pkg/gates"
-	"github.com/canarybot/canarybot/pkg/gpu"
-	"github.com/canarybot/canarybot/pkg/gpu/agent"
 	"github.com/canarybot/canarybot/pkg/gpu/gputest"
 	"github.com/canarybot/canarybot/pkg/signals"
 )
 
-// gpuNode is go-nvml's DGX H100 mock behind a running gpu-agent: a stable
-// pod's process on GPU 0 and a canary pod's on GPU 1, whose memory, ECC
-// count and clock event reasons the test moves.
-type gpuNode struct {
-	srv     *server.Server
-	xid     *gputest.XidQueue
-	url     string
-	total   uint64
-	used    atomic.Uint64 // GPU 1's memory in use
-	ecc     atomic.Uint64 // GPU 1's uncorrected volatile ECC count
-	reasons atomic.Uint64 // GPU 1's clock event reasons
-	temp    atomic.Uint32 // GPU 1's temperature
-}
-
-func startGPUNode(t *testing.T) *gpuNode {
-	t.Helper()
-	n := &gpuNode{srv: gputest.HealthyServer()}
-	set := gputest.WithXidQueue(n.srv)
-	proc, pods := t.TempDir(), t.TempDir()
-	for _, p := range []struct {
-		pid       uint32
-		name, uid string
-		dev       int
-	}{{100, "model-stable-0", "0f5b8a8e-1111-4c1e-9d55-000000000001", 0}, {200, "model-canary-0", "0f5b8a8e-2222-4c1e-9d55-000000000002", 1}} {
-		if err := gputest.PlacePod(proc, pods, p.pid, "llm", p.name, p.uid); err != nil {
-			t.Fatal(err)
-		}
-		gputest.Runs(gputest.Device(n.srv, p.dev), nvml.ProcessInfo{Pid: p.pid, UsedGpuMemory: 8 << 30})
+// gpuPods are the stable pod on GPU 0 and the canary pod on GPU 1.
+func gpuPods() []gpusim.Pod {
+	return []gpusim.Pod{
+		{GPU: 0, Namespace: "llm", Name: "model-stable-0", UID: "0f5b8a8e-1111-4c1e-9d55-000000000001", PID: 100},
+		{GPU: 1, Namespace: "llm", Name: "model-canary-0", UID: "0f5b8a8e-2222-4c1e-9d55-000000000002", PID: 200},
 	}
-	d := gputest.Device(n.srv, 1)
-	n.total = d.MemoryInfo.Total
-	n.used.Store(gputest.UsedBytes)
-	n.reasons.Store(nvml.ClocksEventReasonGpuIdle)
-	d.GetMemoryInfoFunc = func() (nvml.Memory, nvml.Return) {
-		u := n.used.Load()
-		return nvml.Memory{Total: n.total, Used: u, Free: n.total - u}, nvml.SUCCESS
-	}
-	d.GetTotalEccErrorsFunc = func(e nvml.MemoryErrorType, c nvml.EccCounterType) (uint64, nvml.Return) {
-		if e == nvml.MEMORY_ERROR_TYPE_UNCORRECTED && c == nvml.VOLATILE_ECC {
-			return n.ecc.Load(), nvml.SUCCESS
-		}
-		return 0, nvml.SUCCESS
-	}
-	d.GetCurrentClocksEventReasonsFunc = func() (uint64, nvml.Return) { return n.reasons.Load(), nvml.SUCCESS }
-	n.temp.Store(gputest.TempBase + 1)
-	d.GetTemperatureFunc = func(s nvml.TemperatureSensors) (uint32, nvml.Return) {
-		if s != nvml.TEMPERATURE_GPU {
-			return 0, nvml.ERROR_INVALID_ARGUMENT
-		}
-		return n.temp.Load(), nvml.SUCCESS
-	}
-
-	col := gpu.NewCollector(n.srv, gpu.WithProcRoot(proc), gpu.WithPodsLogDir(pods))
-	a, err := agent.New(col, agent.Config{Node: "gpu-node-1", Interval: 250 * time.Millisecond, History: 15 * time.Minute, CacheTTL: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	if err := a.Register(reg); err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(a.Handler(reg))
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait(); hs.Close(); _ = col.Close() })
-	deadline := time.Now().Add(10 * time.Second)
-	for set() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("the agent never registered for Xid events")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	n.xid = set()
-	n.xid.SetBlocking()
-	n.url = hs.URL
-	return n
 }
 
 // breakCanary makes the canary's GPU nearly full, 91 °C and
 // hot-throttled, with two uncorrected ECC errors and an Xid 79; GPU 2,
 // which runs no pod, raises an Xid 48 that neither side owns.
-func (n *gpuNode) breakCanary() {
-	n.used.Store(n.total / 100 * 97)
-	n.temp.Store(91)
-	n.ecc.Store(2)
-	n.reasons.Store(nvml.ClocksThrottleReasonHwSlowdown | nvml.ClocksEventReasonSwThermalSlowdown)
-	n.xid.Push(gputest.Xid(n.srv, 1, 79), gputest.Xid(n.srv, 2, 48))
+func breakCanary(n *gpusim.Node) {
+	n.SetMemoryUsed(1, n.MemoryTotal()/100*97)
+	n.SetTemperature(1, 91)
+	n.SetECC(1, 2)
+	n.SetClockEventReasons(1, nvml.ClocksThrottleReasonHwSlowdown|nvml.ClocksEventReasonSwThermalSlowdown)
+	n.RaiseXid(1, 79)
+	n.RaiseXid(2, 48)
 }
 
 // dcgmExporter serves DCGM_FI_* series as dcgm-exporter does with its
@@ -220,12 +145,12 @@ func summarize(s *signals.Series, side int, brk time.Time) gpuSummary {
 func TestGPUSignalsFromAgentsAndDCGM(t *testing.T) {
 	ctx := t.Context()
 	log := slog.New(slog.DiscardHandler)
-	node := startGPUNode(t)
+	node := gpusim.Start(t, gpuPods()...)
 	dcgm := &dcgmExporter{}
 	ds := httptest.NewServer(dcgm)
 	t.Cleanup(ds.Close)
 	prom, err := promserver.Start(ctx, promserver.Options{ScrapeInterval: 500 * time.Millisecond, Logger: log,
-		Targets: []promserver.Target{{Addr: strings.TrimPrefix(node.url, "http://")}, {Addr: strings.TrimPrefix(ds.URL, "http://")}}})
+		Targets: []promserver.Target{{Addr: node.Addr()}, {Addr: strings.TrimPrefix(ds.URL, "http://")}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +163,7 @@ func TestGPUSignalsFromAgentsAndDCGM(t *testing.T) {
 	start := time.Now()
 	time.Sleep(3 * time.Second)
 	brk := time.Now()
-	node.breakCanary()
+	breakCanary(node)
 	dcgm.mu.Lock()
 	dcgm.broken = true
 	dcgm.mu.Unlock()
@@ -261,8 +186,8 @@ func TestGPUSignalsFromAgentsAndDCGM(t *testing.T) {
 		spec      *canary.SignalsSpec
 		stableMem float64
 	}{
-		{"canarybot preset through Prometheus", pods(canary.GPUPresetCanarybot), float64(gputest.UsedBytes) / float64(node.total)},
-		{"gpu-agent JSON API", pods(canary.GPUPresetCanarybot, node.url), float64(gputest.UsedBytes) / float64(node.total)},
+		{"canarybot preset through Prometheus", pods(canary.GPUPresetCanarybot), float64(gputest.UsedBytes) / float64(node.MemoryTotal())},
+		{"gpu-agent JSON API", pods(canary.GPUPresetCanarybot, node.URL()), float64(gputest.UsedBytes) / float64(node.MemoryTotal())},
 		{"dcgm preset through Prometheus", pods(canary.GPUPresetDCGM), 10240.0 / (10240 + 71319)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
