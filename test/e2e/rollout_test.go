@@ -25,6 +25,7 @@ import (
 	"github.com/canarybot/canarybot/internal/e2e/kservesim"
 	"github.com/canarybot/canarybot/internal/e2e/stack"
 	"github.com/canarybot/canarybot/internal/e2e/traffic"
+	"github.com/canarybot/canarybot/internal/gpusim"
 	"github.com/canarybot/canarybot/internal/modelsim"
 	"github.com/canarybot/canarybot/internal/promserver"
 	"github.com/canarybot/canarybot/pkg/argocd"
@@ -36,8 +37,9 @@ import (
 )
 
 // planFor is the rollout plan in one traffic mode: 30% canary, a latency
-// gate against stable, all traffic.
-func planFor(mode, registryRepo string) string {
+// gate against stable, all traffic. withGPU adds a bake at 30% and a
+// background Xid gate on the gpu-agent's metrics of each side's pods.
+func planFor(mode, registryRepo string, withGPU bool) string {
 	traffic := `traffic:
     mode: gateway
     gateway:
@@ -53,7 +55,7 @@ func planFor(mode, registryRepo string) string {
     kserve: {inferenceService: fraud-detector}
   overlay: manifests/overlays/fraud-detector`
 	}
-	return fmt.Sprintf(`apiVersion: canarybot.dev/v1alpha1
+	plan := fmt.Sprintf(`apiVersion: canarybot.dev/v1alpha1
 kind: CanaryPlan
 metadata: {name: %[1]s}
 spec:
@@ -81,6 +83,10 @@ spec:
       failureLimit: 1
   rollback: {onFailure: revert, onInconclusive: hold, onError: hold, onSyncFailure: revert}
 `, name, registryRepo, traffic)
+	if withGPU {
+		plan = gpuPlan(plan)
+	}
+	return plan
 }
 
 // rollout is one plan rolled out on the real stack: Git (a bare repo) →
@@ -93,6 +99,7 @@ type rollout struct {
 	s       *stack.Stack
 	bare    string
 	regRepo string
+	gpu     *gpusim.Node // nil without GPUs
 	applier *traffic.Applier
 	argo    *argocd.Client
 	mu      sync.Mutex
@@ -112,10 +119,15 @@ func good() modelsim.Behaviour {
 // newRollout starts the stack, the registry with v1, the GitOps repo with
 // v1 adopted, the Argo CD Application and the simulated cluster.
 func newRollout(t *testing.T, mode string) (*rollout, canary.Artifact) {
+	return startRollout(t, &rollout{t: t, mode: mode})
+}
+
+// startRollout is newRollout for a prepared rollout (with its GPU node).
+func startRollout(t *testing.T, r *rollout) (*rollout, canary.Artifact) {
 	s := startStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	t.Cleanup(cancel)
-	r := &rollout{t: t, ctx: ctx, s: s, mode: mode}
+	r.ctx, r.s = ctx, s
 	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(reg.Close)
 	r.regRepo = strings.TrimPrefix(reg.URL, "http://") + "/acme/model"
@@ -196,7 +208,7 @@ func (r *rollout) eventually(what string, timeout time.Duration, ok func() bool)
 }
 
 func (r *rollout) plan() *canary.CanaryPlan {
-	p, err := canary.ParsePlan([]byte(planFor(r.mode, r.regRepo)))
+	p, err := canary.ParsePlan([]byte(planFor(r.mode, r.regRepo, r.gpu != nil)))
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -232,7 +244,7 @@ func (r *rollout) seed(v1 canary.Artifact) {
 			t.Fatal(err)
 		}
 	}
-	if err := writeFile(filepath.Join(dir, "plans/"+name+".yaml"), []byte(planFor(r.mode, r.regRepo))); err != nil {
+	if err := writeFile(filepath.Join(dir, "plans/"+name+".yaml"), []byte(planFor(r.mode, r.regRepo, r.gpu != nil))); err != nil {
 		t.Fatal(err)
 	}
 	initBare(t, r.bare, dir)
@@ -328,8 +340,11 @@ func (r *rollout) startCluster(v1 canary.Artifact) {
 		t.Fatal(err)
 	}
 	go func() { _ = load.Run(ctx) }()
-	prom, err := promserver.Start(ctx, promserver.Options{ScrapeInterval: time.Second, Logger: log, Targets: []promserver.Target{
-		{Addr: strings.TrimPrefix(servers[0].URL(), "http://")}, {Addr: strings.TrimPrefix(servers[1].URL(), "http://")}}})
+	targets := []promserver.Target{{Addr: strings.TrimPrefix(servers[0].URL(), "http://")}, {Addr: strings.TrimPrefix(servers[1].URL(), "http://")}}
+	if r.gpu != nil {
+		targets = append(targets, promserver.Target{Addr: r.gpu.Addr()})
+	}
+	prom, err := promserver.Start(ctx, promserver.Options{ScrapeInterval: time.Second, Logger: log, Targets: targets})
 	if err != nil {
 		t.Fatalf("prometheus: %v", err)
 	}
