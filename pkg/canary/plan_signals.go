@@ -162,6 +162,13 @@ type GaugeGate struct {
 	// Codes, for the xid signal: the Xid codes that fail the gate; empty
 	// means any.
 	Codes []int `json:"codes,omitempty"`
+	// MaxAboveStable fails the gate when the canary's gauge, averaged over
+	// its last minute of samples, exceeds stable's over the same samples
+	// by more than this, in the gauge's unit (e.g. 10 °C, 5 queued
+	// requests): a level both sides share is not the canary's doing. For
+	// kvCache, queueDepth, gpuMemory and gpuTemperature; with it alone,
+	// no absolute max is defaulted.
+	MaxAboveStable *float64 `json:"maxAboveStable,omitempty"`
 	// MaxRatePerMinute fails the gate when the canary gauge's trend (the
 	// least-squares slope of its last 30 samples) rises faster than this
 	// per minute, e.g. GPU memory creeping 0.01 (1%) a minute.

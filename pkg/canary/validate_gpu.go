@@ -78,7 +78,7 @@ func validateGPUGauge(f string, g *GaugeGate, s *SignalsSpec, add addFunc) {
 	if g.Window.Duration <= 0 {
 		add(f+".gauge.window", "must be positive, got %s", g.Window.Duration)
 	}
-	if m := *g.Max; m < 0 || m >= 1 {
+	if m := *g.Max; m < 0 || m >= 1 { // throttle always has a max: maxAboveStable does not apply
 		add(f+".gauge.max", "is the share of throttled samples allowed: must be in [0, 1), got %g", m)
 	}
 }

@@ -111,3 +111,37 @@ func TestGPUGaugeValidation(t *testing.T) {
 		})
 	}
 }
+
+func TestMaxAboveStable(t *testing.T) {
+	for _, tc := range []struct {
+		name, gauge string
+		wantMax     *float64
+		wantErr     string
+	}{
+		{"alone: no absolute max", "{signal: gpuTemperature, maxAboveStable: 10}", nil, ""},
+		{"queue depth needs a bound", "{signal: queueDepth}", nil, `spec.gates[0].gauge.max: is required for signal "queueDepth" (or maxAboveStable)`},
+		{"queue depth against stable", "{signal: queueDepth, maxAboveStable: 5}", nil, ""},
+		{"beside a max", "{signal: kvCache, max: 0.97, maxAboveStable: 0.2}", ptr(0.97), ""},
+		{"not for counts", "{signal: xid, maxAboveStable: 1}", nil, "spec.gates[0].gauge.maxAboveStable: applies to kvCache, queueDepth, gpuMemory and gpuTemperature, not xid"},
+		{"not negative", "{signal: gpuMemory, maxAboveStable: -0.1}", nil, "spec.gates[0].gauge.maxAboveStable: must not be negative, got -0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ParsePlan([]byte(gpuPlan(gpuPods+"}", tc.gauge)))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := p.Spec.Gates[0].Gauge.Max
+			if (got == nil) != (tc.wantMax == nil) || (got != nil && *got != *tc.wantMax) {
+				t.Errorf("max = %v, want %v", got, tc.wantMax)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -39,6 +39,16 @@ func presetOffers(preset string) []string {
 	return presetMetrics(preset)
 }
 
+// comparableGauge reports whether both sides report signal as a level
+// that can be compared: maxAboveStable applies to it.
+func comparableGauge(signal string) bool {
+	switch signal {
+	case SignalKVCache, SignalQueueDepth, SignalGPUMemory, SignalGPUTemp:
+		return true
+	}
+	return false
+}
+
 // DefaultMargin is the materially-worse ratio of a judge metric.
 func DefaultMargin(metric string) float64 {
 	if metric == MetricErrors {
@@ -106,7 +116,7 @@ func (p *CanaryPlan) defaultSignalGates() {
 			d.MinPredictions = orInt(d.MinPredictions, DefaultMinPredictions)
 		}
 		if gg := g.Gauge; gg != nil {
-			if v, ok := defaultGauge(gg.Signal); ok && gg.Max == nil {
+			if v, ok := defaultGauge(gg.Signal); ok && gg.Max == nil && (gg.MaxAboveStable == nil || !comparableGauge(gg.Signal)) {
 				gg.Max = &v
 			}
 			defaultGPUGauge(gg)
@@ -180,9 +190,18 @@ func validateSignalGate(f string, g GateSpec, add addFunc) {
 			add(f+".gauge.signal", "unknown signal %q (known: %s, %s, %s, %s, %s, %s, %s)", g.Gauge.Signal,
 				SignalKVCache, SignalQueueDepth, SignalGPUMemory, SignalGPUTemp, SignalXid, SignalECC, SignalThrottle)
 			return
-		} else if g.Gauge.Max == nil {
-			add(f+".gauge.max", "is required for signal %q", g.Gauge.Signal)
+		} else if g.Gauge.Max == nil && g.Gauge.MaxAboveStable == nil {
+			add(f+".gauge.max", "is required for signal %q (or maxAboveStable)", g.Gauge.Signal)
 			return
+		}
+		if m := g.Gauge.MaxAboveStable; m != nil {
+			if !comparableGauge(g.Gauge.Signal) {
+				add(f+".gauge.maxAboveStable", "applies to %s, %s, %s and %s, not %s",
+					SignalKVCache, SignalQueueDepth, SignalGPUMemory, SignalGPUTemp, g.Gauge.Signal)
+				return
+			} else if *m < 0 {
+				add(f+".gauge.maxAboveStable", "must not be negative, got %g", *m)
+			}
 		}
 		validateGPUGauge(f, g.Gauge, g.Signals, add)
 		if h := g.Gauge.Horizon; h != nil && h.Duration < 0 {

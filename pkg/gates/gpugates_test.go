@@ -73,7 +73,21 @@ func TestGPUGaugeGates(t *testing.T) {
 		{"memory: creeping faster than the rate", canary.GaugeGate{Signal: canary.SignalGPUMemory, MaxRatePerMinute: ptr(0.01)},
 			func(i int, iv *signals.Interval) { iv.GPUMemoryUsed[signals.Canary] = 0.5 + 0.005*float64(i) }, canary.VerdictFailed, "rising 0.03/min, faster than 0.01/min"},
 		{"memory: flat and within max", canary.GaugeGate{Signal: canary.SignalGPUMemory, MaxRatePerMinute: ptr(0.01)},
-			func(i int, iv *signals.Interval) { iv.GPUMemoryUsed[signals.Canary] = 0.6 + 0.001*math.Sin(float64(i)) }, canary.VerdictSuccessful, "within 0.95"},
+			func(i int, iv *signals.Interval) { iv.GPUMemoryUsed[signals.Canary] = 0.6 + 0.001*math.Sin(float64(i)) }, canary.VerdictSuccessful, "within bounds (gpuMemory ≤ 0.95)"},
+		{"temperature: as hot as stable is no regression", canary.GaugeGate{Signal: canary.SignalGPUTemp, MaxAboveStable: ptr(10.0)},
+			func(_ int, iv *signals.Interval) { iv.GPUTempC = [2]float64{92, 93} }, canary.VerdictSuccessful, "within bounds (gpuTemperature ≤ stable's + 10)"},
+		{"temperature: 15 °C hotter than stable", canary.GaugeGate{Signal: canary.SignalGPUTemp, MaxAboveStable: ptr(10.0)},
+			func(i int, iv *signals.Interval) { iv.GPUTempC = [2]float64{65, 65 + b2f(i >= 20)*15} }, canary.VerdictFailed,
+			"canary gpuTemperature 80 is 15 above stable's 65 over its last 6 samples, more than 10"},
+		{"temperature: a hot minute long ago is forgotten", canary.GaugeGate{Signal: canary.SignalGPUTemp, MaxAboveStable: ptr(10.0)},
+			func(i int, iv *signals.Interval) { iv.GPUTempC = [2]float64{65, 65 + b2f(i < 6)*15} }, canary.VerdictSuccessful, "within bounds"},
+		{"temperature: too few paired samples to judge", canary.GaugeGate{Signal: canary.SignalGPUTemp, MaxAboveStable: ptr(10.0)},
+			func(i int, iv *signals.Interval) {
+				iv.GPUTempC[signals.Canary] = 90
+				if i >= 28 { // stable reports only its last two samples
+					iv.GPUTempC[signals.Stable] = 60
+				}
+			}, canary.VerdictSuccessful, "within bounds"},
 		{"memory: above max", canary.GaugeGate{Signal: canary.SignalGPUMemory},
 			func(_ int, iv *signals.Interval) { iv.GPUMemoryUsed[signals.Canary] = 0.97 }, canary.VerdictFailed, "above 0.95"},
 	} {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/canarybot/canarybot/pkg/canary"
@@ -72,9 +73,10 @@ func gauge(g *canary.GaugeGate, s *signals.Series, start time.Time) canary.GateR
 	case canary.SignalThrottle:
 		return throttleGate(g, s, start)
 	}
+	ivs := testIntervals(s, start)
 	var ts, vs []float64
-	for _, iv := range testIntervals(s, start) {
-		if v := gaugeValue(g.Signal, iv); !math.IsNaN(v) {
+	for _, iv := range ivs {
+		if v := gaugeValue(g.Signal, iv, signals.Canary); !math.IsNaN(v) {
 			ts = append(ts, iv.End.Sub(start).Minutes())
 			vs = append(vs, v)
 		}
@@ -83,18 +85,67 @@ func gauge(g *canary.GaugeGate, s *signals.Series, start time.Time) canary.GateR
 		return canary.GateResult{Verdict: canary.VerdictRunning, Reason: "no canary " + g.Signal + " samples yet"}
 	}
 	cur := vs[len(vs)-1]
-	r := canary.GateResult{Value: FormatValue(cur), Condition: fmt.Sprintf("%s ≤ %g", g.Signal, *g.Max)}
-	if cur > *g.Max {
+	r := canary.GateResult{Value: FormatValue(cur), Condition: gaugeCondition(g)}
+	if g.Max != nil && cur > *g.Max {
 		r.Verdict, r.Reason = canary.VerdictFailed, fmt.Sprintf("canary %s %.3g is above %g", g.Signal, cur, *g.Max)
 		return r
+	}
+	if g.MaxAboveStable != nil {
+		if fr, failed := aboveStable(g, r, ivs); failed {
+			return fr
+		}
 	}
 	if len(vs) >= minTrendSamples {
 		if fr, failed := trend(g, r, ts, vs); failed {
 			return fr
 		}
 	}
-	r.Verdict, r.Reason = canary.VerdictSuccessful, fmt.Sprintf("canary %s %.3g within %g", g.Signal, cur, *g.Max)
+	r.Verdict, r.Reason = canary.VerdictSuccessful, fmt.Sprintf("canary %s %.3g within bounds (%s)", g.Signal, cur, r.Condition)
 	return r
+}
+
+// gaugeCondition renders a gauge gate's bounds.
+func gaugeCondition(g *canary.GaugeGate) string {
+	var parts []string
+	if g.Max != nil {
+		parts = append(parts, fmt.Sprintf("%s ≤ %g", g.Signal, *g.Max))
+	}
+	if g.MaxAboveStable != nil {
+		parts = append(parts, fmt.Sprintf("%s ≤ stable's + %g", g.Signal, *g.MaxAboveStable))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// aboveStableSamples is how many of the latest intervals both sides
+// reported MaxAboveStable averages: a minute at the default 10 s step.
+const aboveStableSamples = 6
+
+// aboveStable fails r when the canary's gauge, averaged over the latest
+// intervals both sides reported, exceeds stable's by more than
+// MaxAboveStable.
+func aboveStable(g *canary.GaugeGate, r canary.GateResult, ivs []*signals.Interval) (canary.GateResult, bool) {
+	var sums [2]float64
+	n := 0
+	for i := len(ivs) - 1; i >= 0 && n < aboveStableSamples; i-- {
+		st, ca := gaugeValue(g.Signal, ivs[i], signals.Stable), gaugeValue(g.Signal, ivs[i], signals.Canary)
+		if math.IsNaN(st) || math.IsNaN(ca) {
+			continue
+		}
+		sums[signals.Stable] += st
+		sums[signals.Canary] += ca
+		n++
+	}
+	if n < aboveStableSamples/2 {
+		return r, false
+	}
+	st, ca := sums[signals.Stable]/float64(n), sums[signals.Canary]/float64(n)
+	if ca-st <= *g.MaxAboveStable {
+		return r, false
+	}
+	r.Verdict = canary.VerdictFailed
+	r.Reason = fmt.Sprintf("canary %s %.3g is %.3g above stable's %.3g over its last %d samples, more than %g",
+		g.Signal, ca, ca-st, st, n, *g.MaxAboveStable)
+	return r, true
 }
 
 // minTrendSamples is the fewest samples a trend is fitted to.
@@ -110,7 +161,7 @@ func trend(g *canary.GaugeGate, r canary.GateResult, ts, vs []float64) (canary.G
 		r.Reason = fmt.Sprintf("canary %s %.3g rising %.3g/min, faster than %g/min", g.Signal, cur, slope, *m)
 		return r, true
 	}
-	if h := g.Horizon; h != nil && h.Duration > 0 {
+	if h := g.Horizon; h != nil && h.Duration > 0 && g.Max != nil {
 		if proj := cur + slope*h.Duration.Minutes(); proj > *g.Max {
 			r.Verdict = canary.VerdictFailed
 			r.Reason = fmt.Sprintf("canary %s %.3g rising %.3g/min would pass %g within %s", g.Signal, cur, slope, *g.Max, h.Duration)
@@ -120,16 +171,16 @@ func trend(g *canary.GaugeGate, r canary.GateResult, ts, vs []float64) (canary.G
 	return r, false
 }
 
-func gaugeValue(signal string, iv *signals.Interval) float64 {
+func gaugeValue(signal string, iv *signals.Interval, side signals.Side) float64 {
 	switch signal {
 	case canary.SignalKVCache:
-		return iv.KVCache[signals.Canary]
+		return iv.KVCache[side]
 	case canary.SignalQueueDepth:
-		return iv.QueueDepth[signals.Canary]
+		return iv.QueueDepth[side]
 	case canary.SignalGPUMemory:
-		return iv.GPUMemoryUsed[signals.Canary]
+		return iv.GPUMemoryUsed[side]
 	case canary.SignalGPUTemp:
-		return iv.GPUTempC[signals.Canary]
+		return iv.GPUTempC[side]
 	}
 	return math.NaN()
 }
