@@ -27,8 +27,8 @@ type GPUSource interface {
 const ownerLookback = 5 * time.Minute
 
 // GPUPresetMetrics are the metric names a GPU preset reads, by signal. A
-// name may list alternatives separated by "|" (metrics renamed across
-// versions).
+// name may carry matchers, and may list alternatives separated by "|"
+// (metrics renamed across versions).
 func GPUPresetMetrics(preset string) map[string]string {
 	switch preset {
 	case canary.GPUPresetCanarybot:
@@ -37,7 +37,7 @@ func GPUPresetMetrics(preset string) map[string]string {
 			"memoryTotal":    "canarybot_gpu_memory_total_bytes",
 			"temperature":    "canarybot_gpu_temperature_celsius",
 			"xid":            "canarybot_gpu_xid_errors_total",
-			"eccUncorrected": "canarybot_gpu_ecc_errors_total",
+			"eccUncorrected": `canarybot_gpu_ecc_errors_total{type="uncorrected",counter="volatile"}`,
 			"throttle":       "canarybot_gpu_clock_event_active",
 			"process":        "canarybot_gpu_process_memory_used_bytes",
 		}
@@ -114,7 +114,7 @@ func buildGPUQueries(spec *canary.GPUSignals, sel string, span time.Duration) (g
 	} else {
 		q.memory = fmt.Sprintf("max((%s / %s)%s)", used, alt(names["memoryTotal"], ""), on)
 		q.xid = fmt.Sprintf("sum by (uuid, xid) (%s)%s", alt(names["xid"], ""), onAny)
-		q.ecc = fmt.Sprintf("sum by (uuid) (%s)%s", alt(names["eccUncorrected"], `{type="uncorrected",counter="volatile"}`), onAny)
+		q.ecc = fmt.Sprintf("sum by (uuid) (%s)%s", alt(names["eccUncorrected"], ""), onAny)
 		q.throttle = fmt.Sprintf("max by (reason) (%s%s)", alt(names["throttle"], ""), on)
 	}
 	q.temp = fmt.Sprintf("max(%s%s)", temp, on)
