@@ -20,7 +20,16 @@ const (
 	// MetricTPOT is vLLM's time per output token, opt-in: list it in a
 	// judge's metrics to test it.
 	MetricTPOT = "tpot"
+	// MetricLatencyTail tests end-to-end latency above stable's p95
+	// rather than its median, so that a slow tail (one request in ten ten
+	// times slower) that barely moves the median is caught. It can only
+	// fail a gate: a tail no worse than stable's is no evidence of the
+	// rest, so it never holds a promotion back.
+	MetricLatencyTail = "latencyTail"
 )
+
+// FailOnly reports whether a judge metric can only fail a gate.
+func FailOnly(metric string) bool { return metric == MetricLatencyTail }
 
 // Gauge signals.
 const (

@@ -23,9 +23,9 @@ const (
 func presetMetrics(preset string) []string {
 	switch preset {
 	case PresetVLLM:
-		return []string{MetricErrors, MetricLatency, MetricTTFT}
+		return []string{MetricErrors, MetricLatency, MetricTTFT, MetricLatencyTail}
 	case PresetKServe:
-		return []string{MetricErrors, MetricLatency}
+		return []string{MetricErrors, MetricLatency, MetricLatencyTail}
 	}
 	return nil
 }

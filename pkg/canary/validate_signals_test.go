@@ -45,14 +45,14 @@ func TestJudgeMetricsOfferedByPreset(t *testing.T) {
 	}
 }
 
-// TPOT is opt-in: the vllm defaults stay errors, latency and ttft, so
-// existing plans keep their false-revert budget split.
+// TPOT is opt-in: the vllm defaults are errors, latency, ttft and the
+// fail-only latency tail, so plans keep their false-revert budget split.
 func TestJudgeDefaultMetricsLeaveTPOTOptIn(t *testing.T) {
 	p, err := ParsePlan([]byte(strings.Replace(judgePlan("vllm", "[]"), "judge: {metrics: []}", "judge: {}", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(p.Spec.Gates[0].Judge.Metrics, ","); got != "errors,latency,ttft" {
+	if got := strings.Join(p.Spec.Gates[0].Judge.Metrics, ","); got != "errors,latency,ttft,latencyTail" {
 		t.Fatalf("default vllm judge metrics %q", got)
 	}
 }

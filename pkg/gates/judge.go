@@ -94,6 +94,12 @@ func judge(j *canary.JudgeGate, s *signals.Series, start time.Time, w canary.Win
 	}
 	testFrom := first.Add(j.Warmup.Duration)
 	shares := alphaShares(j.Metrics)
+	passing := 0 // the metrics that must pass share β
+	for _, m := range j.Metrics {
+		if !canary.FailOnly(m) {
+			passing++
+		}
+	}
 	var results []metricVerdict
 	for _, m := range j.Metrics {
 		counts, why := metricCounts(m, s, start, testFrom)
@@ -107,7 +113,7 @@ func judge(j *canary.JudgeGate, s *signals.Series, start time.Time, w canary.Win
 			results = append(results, metricVerdict{m, canary.VerdictRunning, why})
 			continue
 		}
-		alpha, beta := *j.Alpha*shares[m], *j.Beta/float64(len(j.Metrics))
+		alpha, beta := *j.Alpha*shares[m], *j.Beta/float64(passing)
 		p := RunRatioTests(counts, alpha, beta, j.Margins[m])
 		boundAt, bound := -1, 0.0
 		if m == canary.MetricErrors && *j.ErrorRateFloor > 0 {
@@ -121,7 +127,10 @@ func judge(j *canary.JudgeGate, s *signals.Series, start time.Time, w canary.Win
 		} else {
 			mv.detail = strings.Replace(mv.detail, " {estimate}", "", 1)
 		}
-		if j.Mode == canary.JudgeScreen && mv.verdict == canary.VerdictRunning {
+		switch {
+		case canary.FailOnly(m) && mv.verdict != canary.VerdictFailed:
+			mv.verdict, mv.detail = canary.VerdictSuccessful, "no evidence of a worse tail: "+strings.TrimPrefix(strings.TrimPrefix(mv.detail, "collecting: "), "not worse: ")
+		case j.Mode == canary.JudgeScreen && mv.verdict == canary.VerdictRunning:
 			mv.verdict, mv.detail = canary.VerdictSuccessful, "no evidence of harm yet: "+mv.detail
 		}
 		results = append(results, mv)
@@ -140,9 +149,13 @@ func alphaShares(metrics []string) map[string]float64 {
 	w := map[string]float64{}
 	total := 0.0
 	for _, m := range metrics {
-		w[m] = 2
-		if m == canary.MetricErrors {
+		switch m {
+		case canary.MetricErrors:
 			w[m] = 1
+		case canary.MetricLatencyTail:
+			w[m] = 0.5
+		default:
+			w[m] = 2
 		}
 		total += w[m]
 	}
@@ -203,7 +216,7 @@ func metricCounts(m string, s *signals.Series, start, testFrom time.Time) ([]Cou
 			out = append(out, Counts{RequestsS: iv.Requests[0], RequestsC: iv.Requests[1], EventsS: iv.Errors[0], EventsC: iv.Errors[1]})
 		}
 		return out, ""
-	case canary.MetricLatency:
+	case canary.MetricLatency, canary.MetricLatencyTail:
 		hist = func(iv *signals.Interval) [2][]float64 { return iv.Latency }
 	case canary.MetricTTFT:
 		hist = func(iv *signals.Interval) [2][]float64 { return iv.TTFT }
@@ -227,7 +240,11 @@ func metricCounts(m string, s *signals.Series, start, testFrom time.Time) ([]Cou
 	if !reported {
 		return nil, skipped
 	}
-	k, ok := medianBucket(ref)
+	q := 0.5
+	if m == canary.MetricLatencyTail {
+		q = tailQuantile
+	}
+	k, ok := quantileBucket(ref, q)
 	if !ok {
 		return nil, fmt.Sprintf("%s: no stable history before the test window", m)
 	}
@@ -255,11 +272,19 @@ func testIntervals(s *signals.Series, from time.Time) []*signals.Interval {
 	return out
 }
 
+// tailQuantile is the share of stable's requests at or below the bound
+// the latencyTail test counts exceedances of.
+const tailQuantile = 0.95
+
 // medianBucket is the index k of the bucket whose upper bound splits the
 // observations closest to half and half: events are then observations
 // above bound k, about half of stable's, which is where the test learns
-// most per request.
-func medianBucket(counts []float64) (int, bool) {
+// most per request about a shift.
+func medianBucket(counts []float64) (int, bool) { return quantileBucket(counts, 0.5) }
+
+// quantileBucket is the index k of the bucket whose upper bound has the
+// share of the observations closest to q at or below it.
+func quantileBucket(counts []float64, q float64) (int, bool) {
 	total := signals.Sum(counts)
 	if total <= 0 {
 		return 0, false
@@ -267,7 +292,7 @@ func medianBucket(counts []float64) (int, bool) {
 	best, bestGap, cum := 0, math.Inf(1), 0.0
 	for k, c := range counts[:max(len(counts)-1, 1)] {
 		cum += c
-		if gap := math.Abs(cum/total - 0.5); gap < bestGap {
+		if gap := math.Abs(cum/total - q); gap < bestGap {
 			best, bestGap = k, gap
 		}
 	}

@@ -254,6 +254,10 @@ func TestAlphaSharesSumToOne(t *testing.T) {
 		math.Abs(sh[canary.MetricErrors]+sh[canary.MetricLatency]+sh[canary.MetricTTFT]-1) > 1e-12 {
 		t.Errorf("shares = %v", sh)
 	}
+	sh = alphaShares([]string{canary.MetricErrors, canary.MetricLatency, canary.MetricLatencyTail})
+	if math.Abs(sh[canary.MetricLatencyTail]-0.5/3.5) > 1e-12 || math.Abs(sh[canary.MetricLatency]-2/3.5) > 1e-12 {
+		t.Errorf("the fail-only tail takes a quarter of a latency share: %v", sh)
+	}
 	if sh := alphaShares([]string{canary.MetricLatency}); sh[canary.MetricLatency] != 1 {
 		t.Errorf("one metric takes the whole budget: %v", sh)
 	}
@@ -288,5 +292,52 @@ func TestJudgeTPOT(t *testing.T) {
 	r, _ = runJudge(t, judgeGate("latency", "tpot"), synth(7, 20, 0.3, base, base, start), start, 45*time.Minute)
 	if r.Verdict != canary.VerdictSuccessful || !strings.Contains(r.Reason, "tpot: not reported by either side; skipped") {
 		t.Fatalf("without TPOT: %s (%s), want Successful with tpot skipped", r.Verdict, r.Reason)
+	}
+}
+
+// tailSeries is 100 stable and 25 canary requests every 10 s with fixed
+// histograms over bounds: stable's p95 is the 1 s bucket; the canary's
+// median matches stable's, and with tail it sends 3 of its 25 requests
+// past 2 s.
+func tailSeries(tail bool) seriesFn {
+	stable := []float64{5, 15, 30, 25, 15, 5, 4, 1}
+	canaryH := []float64{1.25, 3.75, 7.5, 6.25, 3.75, 1.25, 1, 0.25}
+	if tail {
+		canaryH = []float64{1, 3, 7, 6, 3, 1, 1, 3}
+	}
+	return func(start, end time.Time, step time.Duration) *signals.Series {
+		s := &signals.Series{LatencyBounds: bounds}
+		for t := epoch; t.Before(end); t = t.Add(step) {
+			iv := signals.Interval{Start: t, End: t.Add(step), KVCache: signals.NaN2(), QueueDepth: signals.NaN2(),
+				GPUMemoryUsed: signals.NaN2(), GPUTempC: signals.NaN2(), ECCUncorrected: signals.NaN2()}
+			iv.Latency[signals.Stable] = stable
+			iv.Requests[signals.Stable] = 100
+			if !t.Before(epoch.Add(10 * time.Minute)) {
+				iv.Latency[signals.Canary] = canaryH
+				iv.Requests[signals.Canary] = 25
+			}
+			if !t.Before(start) {
+				s.Intervals = append(s.Intervals, iv)
+			}
+		}
+		return s
+	}
+}
+
+// The latency tail test catches a slow tail the median test passes, and
+// never holds back a canary whose tail is as stable's.
+func TestJudgeLatencyTail(t *testing.T) {
+	start := epoch.Add(10 * time.Minute)
+	r, _ := runJudge(t, judgeGate(canary.MetricLatency), tailSeries(true), start, 20*time.Minute)
+	if r.Verdict != canary.VerdictSuccessful {
+		t.Fatalf("the median test alone: %s (%s), want it to pass the slow tail", r.Verdict, r.Reason)
+	}
+	r, _ = runJudge(t, judgeGate(canary.MetricLatency, canary.MetricLatencyTail), tailSeries(true), start, 20*time.Minute)
+	if r.Verdict != canary.VerdictFailed || r.Value != canary.MetricLatencyTail {
+		t.Fatalf("with the tail test: %s by %q (%s), want Failed by latencyTail", r.Verdict, r.Value, r.Reason)
+	}
+	r, _ = runJudge(t, judgeGate(canary.MetricLatency, canary.MetricLatencyTail), tailSeries(false), start, 20*time.Minute)
+	if r.Verdict != canary.VerdictSuccessful || !strings.Contains(r.Reason, "no evidence of a worse tail") {
+		t.Fatalf("same tail, confirm mode: %s (%s), want Successful with the tail not holding it back", r.Verdict, r.Reason)
 	}
 }
