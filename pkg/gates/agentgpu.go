@@ -148,14 +148,9 @@ func (tr *deviceTrack) eccIncrement(n *uint64) float64 {
 	if n == nil {
 		return math.NaN()
 	}
-	v := float64(*n)
-	inc := 0.0
-	switch {
-	case !tr.eccSeen:
-	case v < tr.ecc:
-		inc = v
-	default:
-		inc = v - tr.ecc
+	v, inc := float64(*n), 0.0
+	if tr.eccSeen {
+		inc = counterIncrease(tr.ecc, v)
 	}
 	tr.ecc, tr.eccSeen = v, true
 	return inc

@@ -42,17 +42,23 @@ func increments(vals []float64, firstIsBaseline bool) []float64 {
 		if math.IsNaN(v) {
 			continue
 		}
-		switch {
-		case !seen && firstIsBaseline:
-			inc[k] = 0
-		case v < prev:
-			inc[k] = v
-		default:
-			inc[k] = v - prev
+		inc[k] = 0
+		if seen || !firstIsBaseline {
+			inc[k] = counterIncrease(prev, v)
 		}
 		prev, seen = v, true
 	}
 	return inc
+}
+
+// counterIncrease is what a counter added from prev to v: a drop is a
+// reset (a restarted exporter, a reloaded driver), after which it counted
+// v from zero.
+func counterIncrease(prev, v float64) float64 {
+	if v < prev {
+		return v
+	}
+	return v - prev
 }
 
 // counters reads the Xid and uncorrected-ECC series of the side's GPUs and
