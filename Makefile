@@ -2,21 +2,25 @@
 
 # kustomize's plugin loader imports Go's plugin package, which makes the
 # linker bind every symbol at start; go-nvml's lazily bound NVML symbols
-# then abort every binary. This tag removes the loader.
+# then abort any binary that has both. go-nvml is linked into bin/gpu-agent
+# only, but test binaries may still hold both; this tag removes the loader.
 export GOFLAGS := -tags=kustomize_disable_go_plugin_support
 export CGO_ENABLED := 1
 export CGO_CFLAGS := -O2 -g -Wno-deprecated-declarations
 
 GO ?= go
 BIN := bin/canarybot
+AGENT := bin/gpu-agent
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: all build demo test bench vet fmt-check tools clean e2e e2e-tools
 
 all: build
 
+# canarybot, and the per-node GPU agent (go-nvml, cgo) as its own binary.
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/canarybot
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(AGENT) ./cmd/gpu-agent
 
 # Runs two whole rollouts locally: v2 promoted, v3 reverted.
 demo: build
@@ -31,9 +35,10 @@ test: tools fmt-check vet
 
 # Decision quality: every scenario × 200 seeds, canarybot's judge beside the
 # seed's threshold policy on identical traces. Not part of CI (minutes).
-# The shared scenarios and canarybot's own (bench/scenarios: GPU memory
-# creep, a steady-GPU A/A), comma-separated.
-SCENARIOS ?= ../shared/scenarios,bench/scenarios
+# The shared scenarios (copied into bench/scenarios/shared) and canarybot's
+# own (bench/scenarios: GPU memory creep, a steady-GPU A/A, …),
+# comma-separated.
+SCENARIOS ?= bench/scenarios/shared,bench/scenarios
 SEEDS ?= 200
 bench: build
 	./$(BIN) bench --scenarios $(SCENARIOS) --seeds $(SEEDS)

@@ -68,7 +68,6 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newSimulate(g))
 	root.AddCommand(newRetry(g))
 	root.AddCommand(newBench(g))
-	root.AddCommand(newGPUAgent(g))
 	return root
 }
 

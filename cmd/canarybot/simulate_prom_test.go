@@ -28,7 +28,7 @@ func TestSimulateRefusesBadMetricsPath(t *testing.T) {
 // lines are those of the in-memory run.
 func TestSimulateThroughPrometheusPrintsWhatMemoryDoes(t *testing.T) {
 	args := []string{"simulate", "--plan", "../../bench/plans/judge.yaml", "--seeds", "1",
-		"--scenario", "../../../shared/scenarios/latency-plus-40.yaml", "--scenario", "../../../shared/scenarios/kv-cache-pressure.yaml"}
+		"--scenario", "../../bench/scenarios/shared/latency-plus-40.yaml", "--scenario", "../../bench/scenarios/shared/kv-cache-pressure.yaml"}
 	mem, _, err := run(t, args...)
 	if err != nil {
 		t.Fatal(err)

@@ -147,7 +147,7 @@ func TestSimulateRefusesBadInput(t *testing.T) {
 // rate, while a GPU as full and warm as stable's is promoted.
 func TestSimulateGPUScenarios(t *testing.T) {
 	out, _, err := run(t, "simulate", "--plan", "../../bench/plans/judge.yaml", "--seeds", "3", "--json",
-		"--scenario", "../../../shared/scenarios/gpu-xid.yaml", "--scenario", "../../bench/scenarios")
+		"--scenario", "../../bench/scenarios/shared/gpu-xid.yaml", "--scenario", "../../bench/scenarios")
 	if err != nil {
 		t.Fatal(err)
 	}

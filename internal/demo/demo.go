@@ -17,13 +17,13 @@ import (
 	"time"
 
 	"github.com/canarybot/canarybot/internal/modelsim"
-	"github.com/canarybot/canarybot/internal/promserver"
 	"github.com/canarybot/canarybot/pkg/argocd"
 	"github.com/canarybot/canarybot/pkg/argocd/local"
 	"github.com/canarybot/canarybot/pkg/canary"
 	"github.com/canarybot/canarybot/pkg/gates"
 	"github.com/canarybot/canarybot/pkg/gitops"
 	"github.com/canarybot/canarybot/pkg/kustomize"
+	"github.com/canarybot/canarybot/pkg/promserver"
 	"github.com/canarybot/canarybot/pkg/registry/oci"
 )
 

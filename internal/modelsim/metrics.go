@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/canarybot/canarybot/pkg/signals"
 )
 
 // Metric names. The vllm: ones are vLLM's own (v0 engine names), so that
@@ -53,23 +55,6 @@ const (
 	finishedReasonStop  = "stop"
 )
 
-// E2EBuckets are vLLM's e2e latency buckets, with finer ones below 0.3 s.
-func E2EBuckets() []float64 {
-	return []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25,
-		0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0}
-}
-
-// TTFTBuckets are vLLM's time-to-first-token buckets.
-func TTFTBuckets() []float64 {
-	return []float64{0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5,
-		0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0}
-}
-
-// TPOTBuckets are vLLM's time-per-output-token buckets.
-func TPOTBuckets() []float64 {
-	return []float64{0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5}
-}
-
 // OutputTokens is how many tokens every simulated answer has: TPOT is the
 // time after the first token divided by the tokens after it.
 const OutputTokens = 16
@@ -96,15 +81,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		e2e: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: MetricE2ELatency, Help: "Histogram of end to end request latency in seconds.",
-			Buckets: E2EBuckets(),
+			Buckets: signals.E2EBuckets(),
 		}, base),
 		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: MetricTTFT, Help: "Histogram of time to first token in seconds.",
-			Buckets: TTFTBuckets(),
+			Buckets: signals.TTFTBuckets(),
 		}, base),
 		tpot: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: MetricTPOT, Help: "Histogram of time per output token in seconds.",
-			Buckets: TPOTBuckets(),
+			Buckets: signals.TPOTBuckets(),
 		}, base),
 		success: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricSuccess, Help: "Count of successfully processed requests.",

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/canarybot/canarybot/pkg/canary"
-	"github.com/canarybot/canarybot/pkg/gpu"
+	"github.com/canarybot/canarybot/pkg/gpu/gpuapi"
 	"github.com/canarybot/canarybot/pkg/signals"
 )
 
@@ -63,11 +63,11 @@ func (a AgentGPU) FillGPU(ctx context.Context, spec *canary.GPUSignals, s *signa
 }
 
 // history fetches one agent's snapshots since t.
-func (a AgentGPU) history(ctx context.Context, base string, since time.Time) (gpu.History, error) {
-	u := strings.TrimSuffix(base, "/") + gpu.APIPath + "?" + url.Values{gpu.SinceParam: {since.UTC().Format(time.RFC3339Nano)}}.Encode()
+func (a AgentGPU) history(ctx context.Context, base string, since time.Time) (gpuapi.History, error) {
+	u := strings.TrimSuffix(base, "/") + gpuapi.APIPath + "?" + url.Values{gpuapi.SinceParam: {since.UTC().Format(time.RFC3339Nano)}}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return gpu.History{}, canary.Terminal(fmt.Errorf("gpu-agent %s: %w", base, err))
+		return gpuapi.History{}, canary.Terminal(fmt.Errorf("gpu-agent %s: %w", base, err))
 	}
 	c := a.Client
 	if c == nil {
@@ -75,7 +75,7 @@ func (a AgentGPU) history(ctx context.Context, base string, since time.Time) (gp
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return gpu.History{}, fmt.Errorf("gpu-agent %s: %w", base, err)
+		return gpuapi.History{}, fmt.Errorf("gpu-agent %s: %w", base, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	limit := a.MaxBody
@@ -84,21 +84,21 @@ func (a AgentGPU) history(ctx context.Context, base string, since time.Time) (gp
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return gpu.History{}, fmt.Errorf("gpu-agent %s: read answer: %w", base, err)
+		return gpuapi.History{}, fmt.Errorf("gpu-agent %s: read answer: %w", base, err)
 	}
 	if int64(len(body)) > limit {
-		return gpu.History{}, fmt.Errorf("gpu-agent %s: answer is over %d bytes", base, limit)
+		return gpuapi.History{}, fmt.Errorf("gpu-agent %s: answer is over %d bytes", base, limit)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e gpu.APIError
+		var e gpuapi.APIError
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return gpu.History{}, fmt.Errorf("gpu-agent %s: %s: %s", base, resp.Status, e.Error)
+			return gpuapi.History{}, fmt.Errorf("gpu-agent %s: %s: %s", base, resp.Status, e.Error)
 		}
-		return gpu.History{}, fmt.Errorf("gpu-agent %s: %s", base, resp.Status)
+		return gpuapi.History{}, fmt.Errorf("gpu-agent %s: %s", base, resp.Status)
 	}
-	var h gpu.History
+	var h gpuapi.History
 	if err := json.Unmarshal(body, &h); err != nil {
-		return gpu.History{}, fmt.Errorf("gpu-agent %s: decode history: %w", base, err)
+		return gpuapi.History{}, fmt.Errorf("gpu-agent %s: decode history: %w", base, err)
 	}
 	return h, nil
 }
@@ -111,7 +111,7 @@ type deviceTrack struct {
 }
 
 // fillFromHistory folds one agent's snapshots into s.
-func fillFromHistory(s *signals.Series, h gpu.History, sides [2][]canary.Matcher) {
+func fillFromHistory(s *signals.Series, h gpuapi.History, sides [2][]canary.Matcher) {
 	snaps := h.Samples
 	sort.SliceStable(snaps, func(i, j int) bool { return snaps[i].Time.Before(snaps[j].Time) })
 	tracks := map[string]*deviceTrack{}
@@ -158,7 +158,7 @@ func (tr *deviceTrack) eccIncrement(n *uint64) float64 {
 
 // runsSide reports whether one of procs belongs to a pod the matchers
 // select.
-func runsSide(procs []gpu.ProcessSample, ms []canary.Matcher) bool {
+func runsSide(procs []gpuapi.ProcessSample, ms []canary.Matcher) bool {
 	for _, p := range procs {
 		labels := map[string]string{"pod": p.Pod, "namespace": p.Namespace, "pod_uid": p.PodUID}
 		all := true
@@ -176,7 +176,7 @@ func runsSide(procs []gpu.ProcessSample, ms []canary.Matcher) bool {
 }
 
 // addDevice folds one owned device's sample into iv's side.
-func addDevice(iv *signals.Interval, side int, d gpu.DeviceSample, eccInc float64) {
+func addDevice(iv *signals.Interval, side int, d gpuapi.DeviceSample, eccInc float64) {
 	if m := d.Memory; m != nil && m.TotalBytes > 0 {
 		iv.GPUMemoryUsed[side] = nanMax(iv.GPUMemoryUsed[side], m.UsedFraction())
 	}

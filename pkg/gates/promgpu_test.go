@@ -18,10 +18,10 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 
 	"github.com/canarybot/canarybot/internal/gpusim"
-	"github.com/canarybot/canarybot/internal/promserver"
 	"github.com/canarybot/canarybot/pkg/canary"
 	"github.com/canarybot/canarybot/pkg/gates"
 	"github.com/canarybot/canarybot/pkg/gpu/gputest"
+	"github.com/canarybot/canarybot/pkg/promserver"
 	"github.com/canarybot/canarybot/pkg/signals"
 )
 

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/canarybot/canarybot/internal/modelsim"
-	"github.com/canarybot/canarybot/internal/promserver"
 	"github.com/canarybot/canarybot/pkg/canary"
 	"github.com/canarybot/canarybot/pkg/gates"
+	"github.com/canarybot/canarybot/pkg/promserver"
 	"github.com/canarybot/canarybot/pkg/signals"
 )
 
@@ -83,7 +83,7 @@ func TestPromSignalsReadsWhatTheServersServed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Intervals) != 4 || len(s.LatencyBounds) != len(modelsim.E2EBuckets()) {
+	if len(s.Intervals) != 4 || len(s.LatencyBounds) != len(signals.E2EBuckets()) {
 		t.Fatalf("%d intervals, %d latency bounds", len(s.Intervals), len(s.LatencyBounds))
 	}
 	var req, errs [2]float64
@@ -122,8 +122,8 @@ func TestPromSignalsReadsWhatTheServersServed(t *testing.T) {
 		t.Errorf("+Inf bucket should be empty: %v", slow)
 	}
 	// TPOT: one observation per successful request, read through the preset.
-	if len(s.TPOTBounds) != len(modelsim.TPOTBuckets()) {
-		t.Errorf("%d TPOT bounds, want vLLM's %d", len(s.TPOTBounds), len(modelsim.TPOTBuckets()))
+	if len(s.TPOTBounds) != len(signals.TPOTBuckets()) {
+		t.Errorf("%d TPOT bounds, want vLLM's %d", len(s.TPOTBounds), len(signals.TPOTBuckets()))
 	}
 	var tpot [2]float64
 	for _, iv := range s.Intervals {

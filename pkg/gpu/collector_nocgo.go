@@ -12,7 +12,7 @@ import (
 
 // errNoCgo says why a binary built without cgo cannot read GPUs: go-nvml
 // loads libnvidia-ml through cgo.
-var errNoCgo = canary.Terminal(fmt.Errorf("%w: canarybot was built without cgo (CGO_ENABLED=0), and NVML is loaded through cgo", ErrNVMLUnavailable))
+var errNoCgo = canary.Terminal(fmt.Errorf("%w: this binary was built without cgo (CGO_ENABLED=0), and NVML is loaded through cgo", ErrNVMLUnavailable))
 
 // Collector, in a build without cgo, reads no GPU: Open fails with an
 // error wrapping ErrNVMLUnavailable that says so, and the agent over it

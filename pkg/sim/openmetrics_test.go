@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/canarybot/canarybot/internal/modelsim"
 	"github.com/canarybot/canarybot/pkg/signals"
 )
 
@@ -174,9 +173,9 @@ func checkHistograms(t *testing.T, series map[string][]omSample) {
 }
 
 func boundsStrings(fam string) []string {
-	bounds := modelsim.E2EBuckets()
+	bounds := signals.E2EBuckets()
 	if fam == vllmNames.TTFT {
-		bounds = modelsim.TTFTBuckets()
+		bounds = signals.TTFTBuckets()
 	}
 	var out []string
 	for _, b := range bounds {

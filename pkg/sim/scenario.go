@@ -1,8 +1,8 @@
 // Package sim runs the real canary engine (canary.Engine, canary.Decide)
 // and real gates against simulated traffic, in simulated time.
 //
-// A Scenario (the YAML format of shared/scenarios/README.md) says how the
-// stable and the canary model behave. A World turns it into per-second
+// A Scenario (the YAML format of bench/scenarios/shared/README.md) says how
+// the stable and the canary model behave. A World turns it into per-second
 // traffic, seeded and deterministic, and serves it as a signals.Source. A
 // Clock advances the World when the engine waits. In-memory edges stand in
 // for Git, the renderer, Argo CD, approvals and the registry. Run drives one

@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// sharedScenarios is the scenario folder of the workspace, relative to
-// this package.
-const sharedScenarios = "../../../shared/scenarios"
+// sharedScenarios is the workspace's scenario folder, copied into the
+// repository, relative to this package.
+const sharedScenarios = "../../bench/scenarios/shared"
 
 func sharedDir(t testing.TB) string {
 	t.Helper()

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/canarybot/canarybot/internal/modelsim"
 	"github.com/canarybot/canarybot/pkg/signals"
 )
 
@@ -94,7 +93,7 @@ func NewWorld(sc *Scenario, seed uint64, epoch time.Time) (*World, error) {
 	pcg := rand.NewPCG(seed, h.Sum64())
 	w := &World{
 		sc: sc, epoch: epoch, seed: seed, stream: h.Sum64(), pcg: pcg, rng: rand.New(pcg),
-		latBounds: modelsim.E2EBuckets(), ttftBounds: modelsim.TTFTBuckets(),
+		latBounds: signals.E2EBuckets(), ttftBounds: signals.TTFTBuckets(),
 		nClasses: maxClasses(sc), canaryStart: -1,
 	}
 	stable, err := newSideState(signals.Stable, sc.Stable, sc)

@@ -27,10 +27,10 @@ import (
 
 	canarybot "github.com/canarybot/canarybot"
 	"github.com/canarybot/canarybot/internal/fakegithub"
-	"github.com/canarybot/canarybot/internal/promserver"
 	"github.com/canarybot/canarybot/pkg/canary"
 	"github.com/canarybot/canarybot/pkg/gitops"
 	"github.com/canarybot/canarybot/pkg/kustomize"
+	"github.com/canarybot/canarybot/pkg/promserver"
 	"github.com/canarybot/canarybot/pkg/registry/oci"
 )
 

@@ -2,7 +2,7 @@
 // gpu.Collector on scrape and on an interval, watches Xid events, keeps a
 // ring of recent snapshots, and serves them as Prometheus metrics
 // (canarybot_gpu_*) and as JSON (gpu.APIPath) for gates that query a node
-// directly. `canarybot gpu-agent` runs it.
+// directly. The gpu-agent command (cmd/gpu-agent) runs it.
 //
 // On a host without NVML the agent still runs: every collect fails with
 // an error wrapping gpu.ErrNVMLUnavailable, canarybot_gpu_up is 0, and the

@@ -25,9 +25,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/canarybot/canarybot/internal/promserver"
 	"github.com/canarybot/canarybot/pkg/gpu"
 	"github.com/canarybot/canarybot/pkg/gpu/gputest"
+	"github.com/canarybot/canarybot/pkg/promserver"
 )
 
 const podUID = "1b2c3d4e-5f60-4718-92a3-b4c5d6e7f809"

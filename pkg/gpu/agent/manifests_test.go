@@ -52,9 +52,10 @@ type service struct {
 
 // container is the part of a container spec these checks read.
 type container struct {
-	Image string   `json:"image"`
-	Args  []string `json:"args"`
-	Env   []struct {
+	Image   string   `json:"image"`
+	Command []string `json:"command"`
+	Args    []string `json:"args"`
+	Env     []struct {
 		Name      string `json:"name"`
 		Value     string `json:"value"`
 		ValueFrom *struct {
@@ -168,8 +169,8 @@ func TestManifestsBuild(t *testing.T) {
 	if a["prometheus.io/scrape"] != "true" || a["prometheus.io/port"] != strconv.Itoa(c.Ports[0].ContainerPort) || a["prometheus.io/path"] != MetricsPath {
 		t.Errorf("service annotations = %v", a)
 	}
-	if !strings.HasSuffix(c.Args[1], ":"+a["prometheus.io/port"]) {
-		t.Errorf("--listen %q does not serve the annotated port %s", c.Args[1], a["prometheus.io/port"])
+	if !strings.HasSuffix(c.Args[0], ":"+a["prometheus.io/port"]) {
+		t.Errorf("--listen %q does not serve the annotated port %s", c.Args[0], a["prometheus.io/port"])
 	}
 }
 
@@ -180,10 +181,13 @@ func checkAgentPod(t *testing.T, pod podSpec) container {
 		t.Fatalf("%d containers, want 1", len(pod.Containers))
 	}
 	c := pod.Containers[0]
-	if c.Image != "ghcr.io/canarybot/canarybot:dev" {
-		t.Errorf("image %q, want kustomize's images transformer to set ghcr.io/canarybot/canarybot:dev", c.Image)
+	if c.Image != "ghcr.io/canarybot/gpu-agent:dev" {
+		t.Errorf("image %q, want kustomize's images transformer to set ghcr.io/canarybot/gpu-agent:dev", c.Image)
 	}
-	wantArgs := []string{"gpu-agent", "--listen=:9836", "--proc-root=/host/proc", "--pods-log-dir=/host/var/log/pods"}
+	if !slices.Equal(c.Command, []string{"gpu-agent"}) {
+		t.Errorf("command %q, want the gpu-agent binary", c.Command)
+	}
+	wantArgs := []string{"--listen=:9836", "--proc-root=/host/proc", "--pods-log-dir=/host/var/log/pods"}
 	if len(c.Args) < len(wantArgs) || !slices.Equal(c.Args[:len(wantArgs)], wantArgs) {
 		t.Fatalf("args %q, want them to start %q", c.Args, wantArgs)
 	}

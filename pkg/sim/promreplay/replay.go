@@ -39,9 +39,9 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/canarybot/canarybot/internal/promserver"
 	"github.com/canarybot/canarybot/pkg/canary"
 	"github.com/canarybot/canarybot/pkg/gates"
+	"github.com/canarybot/canarybot/pkg/promserver"
 	"github.com/canarybot/canarybot/pkg/sim"
 )
 

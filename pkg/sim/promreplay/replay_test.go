@@ -13,9 +13,9 @@ import (
 	"github.com/canarybot/canarybot/pkg/sim"
 )
 
-// sharedScenarios is the workspace's scenario folder, relative to this
-// package.
-const sharedScenarios = "../../../../shared/scenarios"
+// sharedScenarios is the workspace's scenario folder, copied into the
+// repository, relative to this package.
+const sharedScenarios = "../../../bench/scenarios/shared"
 
 // ownScenarios are canarybot's scenarios beside the shared ones.
 const ownScenarios = "../../../bench/scenarios"

@@ -14,55 +14,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/spf13/cobra"
 
 	"github.com/canarybot/canarybot/pkg/canary"
 	"github.com/canarybot/canarybot/pkg/gpu"
 	"github.com/canarybot/canarybot/pkg/gpu/agent"
 )
 
-// defaultGPUAgentListen is the gpu-agent's port: beside dcgm-exporter's
-// 9400 and nvidia_gpu_exporter's 9835, so it can run with either.
-const defaultGPUAgentListen = ":9836"
-
-type gpuAgentOptions struct {
-	listen, node, procRoot, podsLogDir string
-	history, interval                  time.Duration
-	once                               bool
-}
-
-func newGPUAgent(g *globals) *cobra.Command {
-	o := &gpuAgentOptions{}
-	c := &cobra.Command{
-		Use:   "gpu-agent",
-		Short: "Serve this node's GPU health (NVML) as Prometheus metrics and JSON for GPU gates",
-		Long: "gpu-agent reads every GPU on this node through NVML on each scrape (cached for 2s) and every\n" +
-			"--interval: memory, utilization, temperature, power, clock event reasons, ECC errors, Xid\n" +
-			"events and per-process GPU memory mapped to Kubernetes pods. It serves canarybot_gpu_* metrics\n" +
-			"on /metrics and, for gates that query a node directly, GET " + gpu.APIPath + " (the latest\n" +
-			"snapshot) and GET " + gpu.APIPath + "?since=<RFC 3339> (the snapshots kept since then).\n" +
-			"Without NVML it still serves, with canarybot_gpu_up 0. Deploy it with manifests/gpu-agent.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			return o.run(cmd.Context(), log, g.stdout)
-		},
-	}
-	f := c.Flags()
-	f.StringVar(&o.listen, "listen", defaultGPUAgentListen, "serve metrics and the JSON API on this address")
-	f.StringVar(&o.node, "node-name", os.Getenv("NODE_NAME"), "the node label and JSON node field (default $NODE_NAME)")
-	f.StringVar(&o.procRoot, "proc-root", gpu.DefaultProcRoot, "the host's /proc, to map GPU processes to pods; empty turns the mapping off")
-	f.StringVar(&o.podsLogDir, "pods-log-dir", gpu.DefaultPodsLogDir, "the kubelet's pod log directory, to name the pods")
-	f.DurationVar(&o.history, "history", agent.DefaultHistory, "how long the JSON history keeps snapshots")
-	f.DurationVar(&o.interval, "interval", agent.DefaultInterval, "how often to take a snapshot for the history")
-	f.BoolVar(&o.once, "once", false, "print one JSON snapshot and exit")
-	return c
-}
-
-func (o *gpuAgentOptions) run(ctx context.Context, log *slog.Logger, out io.Writer) (err error) {
+func (o *options) run(ctx context.Context, log *slog.Logger) (err error) {
 	if o.interval <= 0 {
 		return fmt.Errorf("--interval %v: must be positive", o.interval)
 	}
@@ -76,7 +34,7 @@ func (o *gpuAgentOptions) run(ctx context.Context, log *slog.Logger, out io.Writ
 		}
 	}()
 	if o.once {
-		return o.printOnce(ctx, col, out)
+		return o.printOnce(ctx, col, o.stdout)
 	}
 	for _, dir := range []struct{ flag, path string }{{"--proc-root", o.procRoot}, {"--pods-log-dir", o.podsLogDir}} {
 		if _, err := os.Stat(dir.path); dir.path != "" && err != nil {
@@ -96,12 +54,12 @@ func (o *gpuAgentOptions) run(ctx context.Context, log *slog.Logger, out io.Writ
 			return fmt.Errorf("register runtime metrics: %w", err)
 		}
 	}
-	return serveGPUAgent(ctx, o.listen, a, reg, out)
+	return serve(ctx, o.listen, a, reg, o.stdout)
 }
 
-// serveGPUAgent serves a's handler on listen and runs a until ctx ends or
-// serving fails.
-func serveGPUAgent(ctx context.Context, listen string, a *agent.Agent, reg *prometheus.Registry, out io.Writer) error {
+// serve serves a's handler on listen and runs a until ctx ends or serving
+// fails.
+func serve(ctx context.Context, listen string, a *agent.Agent, reg *prometheus.Registry, out io.Writer) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", listen, err)
@@ -132,7 +90,7 @@ func serveGPUAgent(ctx context.Context, listen string, a *agent.Agent, reg *prom
 
 // printOnce prints one snapshot as JSON. A partial snapshot is printed
 // and its error returned.
-func (o *gpuAgentOptions) printOnce(ctx context.Context, col *gpu.Collector, out io.Writer) error {
+func (o *options) printOnce(ctx context.Context, col *gpu.Collector, out io.Writer) error {
 	if err := col.Open(ctx); err != nil {
 		return err
 	}

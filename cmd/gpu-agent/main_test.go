@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,12 +17,39 @@ import (
 	"testing"
 	"time"
 
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	"github.com/canarybot/canarybot/pkg/gpu"
 )
+
+// binPath is the gpu-agent binary TestMain builds once for this run.
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gpu-agent-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binPath = filepath.Join(dir, "gpu-agent")
+	cmd := exec.Command("go", "build", "-o", binPath, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		panic("go build gpu-agent: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// run runs the command in-process with args.
+func run(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	root := newRoot(&out, &errOut)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	return out.String(), errOut.String(), err
+}
 
 // hostHasNVML reports whether this host can open NVML (a GPU box).
 func hostHasNVML(t *testing.T) bool {
@@ -40,12 +68,22 @@ func hostHasNVML(t *testing.T) bool {
 	return false
 }
 
+// The binary must start: go-nvml's lazily bound symbols abort a binary at
+// start when something else in it (kustomize's plugin loader) asks for
+// immediate binding.
+func TestBinaryStarts(t *testing.T) {
+	out, err := exec.Command(binPath, "--version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "gpu-agent version ") {
+		t.Fatalf("gpu-agent --version: %v\n%s", err, out)
+	}
+}
+
 // TestGPUAgentServes runs the built binary as the DaemonSet would. On a
 // host without NVML it must start, serve canarybot_gpu_up 0 with the open
 // error counted, answer the JSON API with 503, and exit 0 on SIGTERM.
 func TestGPUAgentServes(t *testing.T) {
 	withNVML := hostHasNVML(t)
-	cmd := exec.Command(buildBinary(t), "gpu-agent", "--listen", "127.0.0.1:0", "--node-name", "test-node",
+	cmd := exec.Command(binPath, "--listen", "127.0.0.1:0", "--node-name", "test-node",
 		"--proc-root", t.TempDir(), "--pods-log-dir", t.TempDir())
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -131,7 +169,7 @@ func httpGet(t *testing.T, url string, want int) string {
 }
 
 func TestGPUAgentOnce(t *testing.T) {
-	out, _, err := run(t, "gpu-agent", "--once", "--node-name", "n1")
+	out, _, err := run(t, "--once", "--node-name", "n1")
 	if !hostHasNVML(t) {
 		if err == nil || !strings.HasPrefix(err.Error(), "NVML not available on this host: ") || out != "" {
 			t.Fatalf("gpu-agent --once = %v, output %q; want the NVML error and no output", err, out)
@@ -144,21 +182,21 @@ func TestGPUAgentOnce(t *testing.T) {
 	}
 }
 
-// Without cgo, which go-nvml needs, canarybot still builds, and the
-// gpu-agent says why it reads no GPU.
+// Without cgo, which go-nvml needs, the gpu-agent still builds, and says
+// why it reads no GPU.
 func TestGPUAgentWithoutCgo(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "canarybot-nocgo")
+	bin := filepath.Join(t.TempDir(), "gpu-agent-nocgo")
 	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-tags=kustomize_disable_go_plugin_support")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("CGO_ENABLED=0 go build: %v\n%s", err, out)
 	}
 	var stdout, stderr strings.Builder
-	cmd := exec.Command(bin, "gpu-agent", "--once")
+	cmd := exec.Command(bin, "--once")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	var ee *exec.ExitError
-	want := "NVML not available on this host: canarybot was built without cgo (CGO_ENABLED=0), and NVML is loaded through cgo"
+	want := "NVML not available on this host: this binary was built without cgo (CGO_ENABLED=0), and NVML is loaded through cgo"
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), want) || stdout.Len() != 0 {
 		t.Fatalf("gpu-agent --once without cgo: %v, stdout %q, stderr %q; want exit 1 saying %q", err, stdout.String(), stderr.String(), want)
 	}
@@ -172,10 +210,11 @@ func TestGPUAgentFlagErrors(t *testing.T) {
 		{[]string{"--interval", "0s"}, "--interval 0s: must be positive"},
 		{[]string{"--interval", "1m", "--history", "30s"}, "--history 30s: must be at least --interval 1m0s"},
 		{[]string{"--listen", "127.0.0.1:notaport"}, "listen on 127.0.0.1:notaport: "},
-		{[]string{"extra"}, `unknown command "extra" for "canarybot gpu-agent"`},
+		{[]string{"--log-level", "loud"}, `--log-level "loud": want debug, info, warn or error`},
+		{[]string{"extra"}, `unknown command "extra" for "gpu-agent"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			_, _, err := run(t, append([]string{"gpu-agent"}, tc.args...)...)
+			_, _, err := run(t, tc.args...)
 			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 				t.Errorf("err = %v, want %q", err, tc.want)
 			}
@@ -183,45 +222,40 @@ func TestGPUAgentFlagErrors(t *testing.T) {
 	}
 }
 
-// TestGPUAgentManifestArgs parses the DaemonSet's args, as kustomize
-// builds manifests/gpu-agent, with the real command's flags.
+// TestGPUAgentManifestArgs parses the DaemonSet's command and args with
+// the real command's flags. (pkg/gpu/agent's tests check the kustomize
+// build of manifests/gpu-agent; this one reads the file as it is, so that
+// this test binary does not link kustomize's plugin loader beside go-nvml.)
 func TestGPUAgentManifestArgs(t *testing.T) {
-	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), "../../manifests/gpu-agent")
+	b, err := os.ReadFile("../../manifests/gpu-agent/daemonset.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var args []string
-	for _, r := range m.Resources() {
-		if r.GetKind() != "DaemonSet" {
-			continue
-		}
-		b, err := r.AsYAML()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ds struct {
-			Spec struct {
-				Template struct {
-					Spec struct {
-						Containers []struct{ Args []string } `json:"containers"`
-					} `json:"spec"`
-				} `json:"template"`
-			} `json:"spec"`
-		}
-		if err := yaml.Unmarshal(b, &ds); err != nil || len(ds.Spec.Template.Spec.Containers) != 1 {
-			t.Fatalf("decode DaemonSet: %v\n%s", err, b)
-		}
-		args = ds.Spec.Template.Spec.Containers[0].Args
+	var ds struct {
+		Kind string `json:"kind"`
+		Spec struct {
+			Template struct {
+				Spec struct {
+					Containers []struct{ Command, Args []string } `json:"containers"`
+				} `json:"spec"`
+			} `json:"template"`
+		} `json:"spec"`
 	}
-	root := newRoot(io.Discard, io.Discard)
-	c, rest, err := root.Find(args)
-	if err != nil || c.Name() != "gpu-agent" {
-		t.Fatalf("args %q find %v, %v; want gpu-agent", args, c, err)
+	if err := yaml.Unmarshal(b, &ds); err != nil || ds.Kind != "DaemonSet" || len(ds.Spec.Template.Spec.Containers) != 1 {
+		t.Fatalf("decode DaemonSet: %v\n%s", err, b)
 	}
-	if err := c.ParseFlags(rest); err != nil {
+	command, args := ds.Spec.Template.Spec.Containers[0].Command, ds.Spec.Template.Spec.Containers[0].Args
+	if len(command) != 1 || filepath.Base(command[0]) != "gpu-agent" {
+		t.Fatalf("command %q, want the gpu-agent binary", command)
+	}
+	c := newRoot(io.Discard, io.Discard)
+	if err := c.ParseFlags(args); err != nil {
 		t.Fatalf("args %q: %v", args, err)
 	}
-	for flag, want := range map[string]string{"proc-root": "/host/proc", "pods-log-dir": "/host/var/log/pods", "listen": ":9836"} {
+	if rest := c.Flags().Args(); len(rest) != 0 {
+		t.Errorf("args %q leave %q, which the command refuses", args, rest)
+	}
+	for flag, want := range map[string]string{"proc-root": "/host/proc", "pods-log-dir": "/host/var/log/pods", "listen": ":9836", "log-level": "info"} {
 		if got := c.Flags().Lookup(flag).Value.String(); got != want {
 			t.Errorf("--%s = %q, want %q", flag, got, want)
 		}

@@ -1,7 +1,9 @@
 // Package promserver runs a real Prometheus server, the Debian/upstream
-// `prometheus` binary, on a free loopback port, for integration tests and
-// the demo. It writes a scrape configuration for the given targets, starts
-// the binary and waits until Prometheus reports ready.
+// `prometheus` binary, on a free loopback port: for `canarybot simulate
+// --metrics prometheus` (pkg/sim/promreplay), the demo and integration
+// tests. It writes a scrape configuration for the given targets, starts
+// the binary and waits until Prometheus reports ready; Backfill turns
+// OpenMetrics text into TSDB blocks with the real `promtool`.
 package promserver
 
 import (
