@@ -11,6 +11,7 @@ import (
 
 	"github.com/canarybot/canarybot/pkg/canary"
 	"github.com/canarybot/canarybot/pkg/gates"
+	"github.com/canarybot/canarybot/pkg/registry/oci"
 )
 
 func newValidate(g *globals) *cobra.Command {
@@ -41,7 +42,8 @@ func newValidate(g *globals) *cobra.Command {
 }
 
 // validateFile returns every problem in one plan file, one line each:
-// schema, validation and gate conditions together.
+// schema, validation, the OCI semver constraint, gate queries (PromQL)
+// and gate conditions together.
 func validateFile(path string) []string {
 	b, err := readLimited(path, canary.MaxPlanBytes)
 	if err != nil {
@@ -51,7 +53,7 @@ func validateFile(path string) []string {
 	if err != nil {
 		return splitErr(err)
 	}
-	errs := []error{plan.Validate()}
+	errs := []error{plan.Validate(), oci.ValidatePlan(plan), gates.ValidatePlanQueries(plan)}
 	for i, gs := range plan.Spec.Gates {
 		if gs.Threshold == nil {
 			continue

@@ -92,12 +92,8 @@ func (p *CanaryPlan) Validate() error {
 	}
 	validateSource(s.Model.Source, add)
 	validateTraffic(s.Traffic, add)
-	if err := CheckRepoPath(s.Overlay); err != nil {
-		add("spec.overlay", "%s", err)
-	}
-	if s.ArgoCD.Application == "" {
-		add("spec.argocd.application", "is required")
-	}
+	validateOverlay(s.Overlay, add)
+	validateArgoApp(s.ArgoCD.Application, add)
 	if d := s.ArgoCD.SyncTimeout; d != nil && d.Duration <= 0 {
 		add("spec.argocd.syncTimeout", "must be positive, got %s", d.Duration)
 	}

@@ -58,6 +58,10 @@ func validateOCISource(o OCISource, add addFunc) {
 		add(f+"repository", "must name a repository, without a tag or digest, got %q", repo)
 	case !strings.Contains(repo, "/"):
 		add(f+"repository", "must be host/path, got %q", repo)
+	default:
+		if msg := checkOCIRepoPath(repo); msg != "" {
+			add(f+"repository", "%s", msg)
+		}
 	}
 	if o.TagRegex != "" {
 		if _, err := regexp.Compile(o.TagRegex); err != nil {

@@ -1,6 +1,9 @@
 package canary
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 const knownGateTypes = GateThreshold + ", " + GateJudge + ", " + GateDrift + ", " + GateGauge
 
@@ -52,22 +55,60 @@ func validateThreshold(f string, t *ThresholdGate, add addFunc) {
 	if t.SuccessCondition == "" && t.FailureCondition == "" {
 		add(f, "needs successCondition, failureCondition or both")
 	}
-	if t.Interval != nil && t.Interval.Duration <= 0 {
-		add(f+".interval", "must be positive, got %s", t.Interval.Duration)
+	validateThresholdBounds(f, t, add)
+}
+
+// Bounds of a threshold gate's measurements: an interval under a second
+// outpaces Prometheus' scrapes and one over a day never ends in practice;
+// every evaluation repeats each measurement of the window, so count is
+// capped.
+const (
+	MinGateInterval = time.Second
+	MaxGateInterval = 24 * time.Hour
+	MaxGateCount    = 10000
+)
+
+// validateThresholdBounds checks interval, initialDelay, count and the
+// limits: failureLimit and inconclusiveLimit at most count (a limit equal
+// to count never trips), consecutiveErrorLimit at most MaxGateCount.
+func validateThresholdBounds(f string, t *ThresholdGate, add addFunc) {
+	if t.Interval != nil {
+		if d := t.Interval.Duration; d < MinGateInterval || d > MaxGateInterval {
+			add(f+".interval", "must be between %s and %s, got %s", MinGateInterval, MaxGateInterval, d)
+		}
 	}
 	if t.InitialDelay != nil && t.InitialDelay.Duration < 0 {
 		add(f+".initialDelay", "must not be negative, got %s", t.InitialDelay.Duration)
 	}
-	if t.Count != nil && *t.Count < 1 {
-		add(f+".count", "must be at least 1, got %d", *t.Count)
+	count := MaxGateCount // a limit above it is wrong whatever the count
+	if t.Count != nil {
+		switch c := *t.Count; {
+		case c < 1:
+			add(f+".count", "must be at least 1, got %d", c)
+		case c > MaxGateCount:
+			add(f+".count", "must be at most %d, got %d", MaxGateCount, c)
+		default:
+			count = c
+		}
 	}
+	perCount := fmt.Sprintf("count (%d)", count)
 	limits := []struct {
-		name string
-		v    *int
-	}{{"failureLimit", t.FailureLimit}, {"inconclusiveLimit", t.InconclusiveLimit}, {"consecutiveErrorLimit", t.ConsecutiveErrorLimit}}
+		name  string
+		v     *int
+		max   int
+		bound string
+	}{
+		{"failureLimit", t.FailureLimit, count, perCount},
+		{"inconclusiveLimit", t.InconclusiveLimit, count, perCount},
+		{"consecutiveErrorLimit", t.ConsecutiveErrorLimit, MaxGateCount, fmt.Sprint(MaxGateCount)},
+	}
 	for _, l := range limits {
-		if l.v != nil && *l.v < 0 {
+		switch {
+		case l.v == nil:
+		case *l.v < 0:
 			add(f+"."+l.name, "must not be negative, got %d", *l.v)
+		case *l.v > l.max:
+			add(f+"."+l.name, "must be at most %s, got %d", l.bound, *l.v)
 		}
 	}
 }

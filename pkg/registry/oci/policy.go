@@ -46,13 +46,9 @@ func newSelector(src *canary.OCISource) (selector, error) {
 	}
 	switch s.policy {
 	case canary.OCIPolicySemver:
-		expr := src.Semver
-		if expr == "" {
-			expr = "*"
-		}
-		c, err := semver.NewConstraint(expr)
+		c, err := parseConstraint(src.Semver)
 		if err != nil {
-			return selector{}, fmt.Errorf("semver constraint %q: %w", src.Semver, err)
+			return selector{}, err
 		}
 		s.constraint = c
 	case canary.OCIPolicyRegex:
@@ -64,6 +60,34 @@ func newSelector(src *canary.OCISource) (selector, error) {
 		return selector{}, fmt.Errorf("unknown tag policy %q", s.policy)
 	}
 	return s, nil
+}
+
+// parseConstraint parses a plan's semver constraint; empty means any
+// version.
+func parseConstraint(expr string) (*semver.Constraints, error) {
+	if expr == "" {
+		return semver.NewConstraint("*")
+	}
+	c, err := semver.NewConstraint(expr)
+	if err != nil {
+		return nil, fmt.Errorf("semver constraint %q: %w", expr, err)
+	}
+	return c, nil
+}
+
+// ValidatePlan returns what of the plan's OCI source the watcher would
+// refuse at run time and canary.CanaryPlan.Validate cannot check without
+// this package's semver library: the semver constraint. The error carries
+// the field path; a plan without an OCI source has nothing to check.
+func ValidatePlan(plan *canary.CanaryPlan) error {
+	src := plan.Spec.Model.Source.OCI
+	if src == nil || src.Semver == "" {
+		return nil
+	}
+	if _, err := parseConstraint(src.Semver); err != nil {
+		return fmt.Errorf("spec.model.source.oci.semver: invalid %w", err)
+	}
+	return nil
 }
 
 // candidates returns the tags the filter keeps, sorted byte-wise.
