@@ -80,6 +80,10 @@ func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, out io.Wri
 	if err != nil {
 		return err
 	}
+	plan, err := currentPlan(ctx, repo, o.plan) // refuse a bad plan before dialling anything
+	if err != nil {
+		return err
+	}
 	eng, closeEngine, err := o.newEngine(repo, repo.Contains, log)
 	if err != nil {
 		return err
@@ -95,10 +99,6 @@ func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, out io.Wri
 		return nil
 	}
 	if o.hooks.listen != "" {
-		plan, err := currentPlan(ctx, repo, o.plan)
-		if err != nil {
-			return err
-		}
 		waker := notify.NewWaker()
 		eng.Wake = waker.C()
 		errc := make(chan error, 1)

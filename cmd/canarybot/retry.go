@@ -7,8 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -86,7 +84,7 @@ func (o *retryOptions) run(ctx context.Context, log *slog.Logger, out io.Writer)
 
 // readState reads the plan at o.plan and its state file in t.
 func (o *retryOptions) readState(t canary.Tree) (*canary.RolloutState, error) {
-	b, err := os.ReadFile(filepath.Join(t.Dir, filepath.FromSlash(o.plan)))
+	b, err := canary.ReadRepoFile(t.FS, o.plan, canary.MaxPlanBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read plan %s: %w", o.plan, err)
 	}
@@ -95,7 +93,7 @@ func (o *retryOptions) readState(t canary.Tree) (*canary.RolloutState, error) {
 		return nil, fmt.Errorf("%s: %w", o.plan, err)
 	}
 	sp := canary.StatePath(p.Metadata.Name)
-	b, err = os.ReadFile(filepath.Join(t.Dir, filepath.FromSlash(sp)))
+	b, err = canary.ReadRepoFile(t.FS, sp, canary.MaxPlanBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("plan %s has never rolled out (no %s): nothing was reverted", p.Metadata.Name, sp)
 	}

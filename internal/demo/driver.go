@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -51,9 +49,9 @@ func (d *driver) resume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read state: %w", err)
 	}
-	b, err := os.ReadFile(filepath.Join(t.Dir, filepath.FromSlash(canary.StatePath("qwen"))))
+	b, err := canary.ReadRepoFile(t.FS, canary.StatePath("qwen"), canary.MaxPlanBytes)
 	if err != nil {
-		return fmt.Errorf("read state: %w", err)
+		return fmt.Errorf("read state %s: %w", canary.StatePath("qwen"), err)
 	}
 	st, err := canary.ParseState(b)
 	if err != nil {

@@ -103,16 +103,12 @@ func writeFile(p string, b []byte) error {
 // bootstrap commits the first state: stable serves v1 at 100%.
 func bootstrap(ctx context.Context, repo canary.Repo, r canary.Renderer, stable canary.Artifact) (canary.CommitResult, error) {
 	return repo.Transact(ctx, func(ctx context.Context, t canary.Tree) (*canary.Change, error) {
-		if _, err := os.Stat(filepath.Join(t.Dir, filepath.FromSlash(canary.StatePath("qwen")))); err == nil {
+		if _, err := fs.Stat(t.FS, canary.StatePath("qwen")); err == nil {
 			return nil, nil
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("stat state: %w", err)
 		}
-		b, err := os.ReadFile(filepath.Join(t.Dir, planPath))
-		if err != nil {
-			return nil, fmt.Errorf("read plan: %w", err)
-		}
-		plan, err := canary.ParsePlan(b)
+		plan, err := canary.ReadPlan(t, planPath)
 		if err != nil {
 			return nil, err
 		}

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path"
-	"path/filepath"
 	"reflect"
 	"time"
 )
@@ -40,8 +38,13 @@ type Signals interface {
 // restart-safe: it reloads plan and state from Git, observes, decides and
 // acts idempotently.
 type Engine struct {
-	// PlanPath is the plan's repo-relative path.
-	PlanPath  string
+	// PlanPath is the plan's repo-relative path, when the engine drives one
+	// plan file.
+	PlanPath string
+	// Plans and PlanName, when Plans is set, find the plan by name in each
+	// revision's catalog instead (fleet mode). Plans may cache by head.
+	Plans     func(ctx context.Context, t Tree) (*Catalog, error)
+	PlanName  string
 	Repo      Repo
 	Renderer  Renderer
 	Sync      SyncWaiter
@@ -87,7 +90,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			e.Log.Warn("tick failed; retrying", "plan", e.PlanPath, "err", err, "retry_in", e.Poll)
+			e.Log.Warn("tick failed; retrying", "plan", e.name(), "err", err, "retry_in", e.Poll)
 		case r.Decision.Action.Commits():
 			wait = 0
 		case !r.Decision.Until.IsZero():
@@ -128,6 +131,10 @@ func (e *Engine) Tick(ctx context.Context) (Report, error) {
 		if r, err = e.commit(ctx, t, plan, st, obs, d, now); err != nil {
 			return r, err
 		}
+		if r.Commit.NoOp {
+			e.Log.Debug("nothing committed", "plan", r.Plan, "action", d.Action, "reason", r.Decision.Reason)
+			break
+		}
 		e.Log.Info("transition", "plan", r.Plan, "action", d.Action, "step", r.State.Status.StepIndex,
 			"weight", r.State.Status.Weight, "commit", short(r.Commit.SHA), "reason", d.Reason)
 	}
@@ -140,11 +147,11 @@ func (e *Engine) Tick(ctx context.Context) (Report, error) {
 // load reads the plan and its state from the tree. A plan without a state
 // file starts Idle on the artifact the overlay serves today.
 func (e *Engine) load(ctx context.Context, t Tree) (*CanaryPlan, *RolloutState, error) {
-	plan, err := ReadPlan(t, e.PlanPath)
+	plan, err := e.readPlan(ctx, t)
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := os.ReadFile(filepath.Join(t.Dir, filepath.FromSlash(StatePath(plan.Metadata.Name))))
+	b, err := ReadRepoFile(t.FS, StatePath(plan.Metadata.Name), MaxPlanBytes)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		stable, err := e.Stable(ctx, t, plan)
@@ -162,10 +169,40 @@ func (e *Engine) load(ctx context.Context, t Tree) (*CanaryPlan, *RolloutState, 
 	return plan, st, nil
 }
 
+// ErrPlanNotFound marks a plan that is not (or no longer) in the revision.
+var ErrPlanNotFound = errors.New("plan not found")
+
+// readPlan reads the engine's plan from t: by name from the catalog in
+// fleet mode, else from PlanPath.
+func (e *Engine) readPlan(ctx context.Context, t Tree) (*CanaryPlan, error) {
+	if e.Plans == nil {
+		return ReadPlan(t, e.PlanPath)
+	}
+	c, err := e.Plans(ctx, t)
+	if err != nil {
+		return nil, fmt.Errorf("discover plans at %s: %w", short(t.Head), err)
+	}
+	if p, ok := c.Lookup(e.PlanName); ok {
+		return p, nil
+	}
+	if p, ok := c.Problem(e.PlanName); ok {
+		return nil, Terminal(fmt.Errorf("plan %s at %s is invalid: %w", e.PlanName, p.Where(), p.Err))
+	}
+	return nil, Terminal(fmt.Errorf("%w: %s at %s", ErrPlanNotFound, e.PlanName, short(t.Head)))
+}
+
+// name is the plan's name or path, for messages.
+func (e *Engine) name() string {
+	if e.Plans != nil {
+		return e.PlanName
+	}
+	return e.PlanPath
+}
+
 // ReadPlan reads and parses the plan at repo path p in t. Its errors are
 // terminal: retrying cannot fix a missing or invalid plan.
 func ReadPlan(t Tree, p string) (*CanaryPlan, error) {
-	b, err := os.ReadFile(filepath.Join(t.Dir, filepath.FromSlash(p)))
+	b, err := ReadRepoFile(t.FS, p, MaxPlanBytes)
 	if err != nil {
 		return nil, Terminal(fmt.Errorf("read plan %s: %w", p, err))
 	}

@@ -101,7 +101,7 @@ func newWorld(t *testing.T, st *RolloutState) *world {
 		}
 		w.write(StatePath("qwen"), b)
 	}
-	tree := Tree{Dir: w.dir, Head: "head1"}
+	tree := Tree{Head: "head1", FS: os.DirFS(w.dir)}
 	w.repo = &fakeRepo{
 		CheckoutFn: func(context.Context) (Tree, error) { return tree, nil },
 		TransactFn: func(ctx context.Context, fn TransactFunc) (CommitResult, error) {
@@ -182,7 +182,7 @@ func TestEngineYieldsToAnotherWriter(t *testing.T) {
 	w.repo.TransactFn = func(ctx context.Context, fn TransactFunc) (CommitResult, error) {
 		b, _ := MarshalState(moved)
 		w.write(StatePath("qwen"), b)
-		ch, err := fn(ctx, Tree{Dir: w.dir, Head: "head2"})
+		ch, err := fn(ctx, Tree{Head: "head2", FS: os.DirFS(w.dir)})
 		if ch != nil {
 			w.commits = append(w.commits, ch)
 		}

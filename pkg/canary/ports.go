@@ -2,6 +2,7 @@ package canary
 
 import (
 	"context"
+	"io/fs"
 	"time"
 )
 
@@ -9,12 +10,14 @@ import (
 // implemented by a thin adapter over one SDK, and faked in tests with Fn
 // fields.
 
-// Tree is one checked-out revision of the GitOps repo on disk.
+// Tree is one revision of the GitOps repo, read-only.
 type Tree struct {
-	// Dir is the absolute path of the work tree's root.
-	Dir string
-	// Head is the commit checked out.
+	// Head is the commit.
 	Head string
+	// FS holds the revision's files by repo-relative slash path. It is
+	// immutable, safe for concurrent use, and refuses to follow symbolic
+	// links. Read it with ReadRepoFile, which bounds every read.
+	FS fs.FS
 }
 
 // Trailer is one git trailer line ("Key: Value") of a commit message.

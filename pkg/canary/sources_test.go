@@ -3,6 +3,7 @@ package canary
 import (
 	"context"
 	"errors"
+	"os"
 	"path"
 	"strings"
 	"testing"
@@ -160,7 +161,7 @@ func TestRetry(t *testing.T) {
 func gitWorld(t *testing.T, st *RolloutState) *world {
 	w := newWorld(t, st)
 	w.repo.TransactFn = func(ctx context.Context, fn TransactFunc) (CommitResult, error) {
-		ch, err := fn(ctx, Tree{Dir: w.dir, Head: "head1"})
+		ch, err := fn(ctx, Tree{Head: "head1", FS: os.DirFS(w.dir)})
 		if err != nil || ch == nil {
 			return CommitResult{NoOp: true}, err
 		}

@@ -43,6 +43,8 @@ func (c Commit) Trailer(key string) (string, bool) {
 // Log returns up to limit commits reachable from head ("" for the branch
 // head), newest first by committer time. limit <= 0 means all.
 func (r *Reader) Log(ctx context.Context, head string, limit int) ([]Commit, error) {
+	r.st.mu.Lock()
+	defer r.st.mu.Unlock()
 	c, err := r.commit(ctx, head)
 	if err != nil {
 		return nil, err
@@ -79,6 +81,8 @@ func (r *Reader) Log(ctx context.Context, head string, limit int) ([]Commit, err
 // (files or directories), or "" when none does. A root commit counts as
 // touching every path it contains. With no paths it returns head itself.
 func (r *Reader) LastCommit(ctx context.Context, head string, paths ...string) (string, error) {
+	r.st.mu.Lock()
+	defer r.st.mu.Unlock()
 	c, err := r.commit(ctx, head)
 	if err != nil {
 		return "", err
@@ -185,6 +189,8 @@ func entryAt(t *object.Tree, p string) (entryID, error) {
 // SHA that is not in the object store is not reachable (the store holds
 // all of rev's history); an unknown ref name is ErrUnknownRevision.
 func (r *Reader) Contains(ctx context.Context, rev, ancestor string) (bool, error) {
+	r.st.mu.Lock()
+	defer r.st.mu.Unlock()
 	from, err := r.commit(ctx, rev)
 	if err != nil {
 		return false, err

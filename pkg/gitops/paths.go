@@ -3,8 +3,6 @@ package gitops
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -60,50 +58,4 @@ func pathProblem(p string) string {
 func isDotGit(part string) bool {
 	s := strings.ToLower(strings.TrimRight(part, ". "))
 	return s == ".git" || s == "git~1"
-}
-
-// checkNoSymlink verifies that writing rel under root follows no symbolic
-// link and crosses no non-directory, so the write stays inside root even
-// when the repo itself contains links.
-func checkNoSymlink(root, rel string) error {
-	parts := strings.Split(rel, "/")
-	cur := root
-	for i, part := range parts {
-		cur = filepath.Join(cur, part)
-		fi, err := os.Lstat(cur)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("stat %s: %w", rel, err)
-		}
-		last := i == len(parts)-1
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			return canary.Terminal(fmt.Errorf("%w %q: %s is a symbolic link", ErrUnsafePath, rel, path.Join(parts[:i+1]...)))
-		case !last && !fi.IsDir():
-			return canary.Terminal(fmt.Errorf("%w %q: %s is not a directory", ErrUnsafePath, rel, path.Join(parts[:i+1]...)))
-		case last && !fi.Mode().IsRegular():
-			return canary.Terminal(fmt.Errorf("%w %q: not a regular file", ErrUnsafePath, rel))
-		}
-	}
-	return nil
-}
-
-// writeFile writes content to rel under root after re-checking the path.
-func writeFile(root, rel string, content []byte) error {
-	if err := CheckPath(rel); err != nil {
-		return err
-	}
-	if err := checkNoSymlink(root, rel); err != nil {
-		return err
-	}
-	full := filepath.Join(root, filepath.FromSlash(rel))
-	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-		return fmt.Errorf("write %s: %w", rel, err)
-	}
-	if err := os.WriteFile(full, content, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", rel, err)
-	}
-	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net/url"
@@ -15,9 +14,10 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/canarybot/canarybot/pkg/canary"
 )
 
 // ErrUnknownRevision marks a revision that is not in the local object
@@ -26,11 +26,17 @@ var ErrUnknownRevision = errors.New("unknown revision")
 
 // Reader reads history and files of one branch of a remote. Its methods
 // take a revision: a commit SHA, a ref name, or "" for the branch head as
-// last fetched. A Reader is not safe for concurrent Fetch.
+// last fetched. A Reader is safe for concurrent use: every access to the
+// object store is serialised, and files are read through Snapshots.
 type Reader struct {
 	repo *git.Repository
+	st   *store
 	opts Options
 	log  *slog.Logger
+}
+
+func newReader(repo *git.Repository, o Options) *Reader {
+	return &Reader{repo: repo, st: newStore(repo), opts: o, log: o.Logger}
 }
 
 // OpenReadOnly clones opts.Branch of opts.URL into memory, with no working
@@ -57,7 +63,7 @@ func OpenReadOnly(ctx context.Context, opts Options) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clone %s branch %s: %w", redact(o.URL), o.Branch, err)
 	}
-	return &Reader{repo: repo, opts: o, log: o.Logger}, nil
+	return newReader(repo, o), nil
 }
 
 // trackingRef is refs/remotes/origin/<branch>.
@@ -72,6 +78,8 @@ func (r *Reader) Fetch(ctx context.Context) (string, error) {
 		return "", err
 	}
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", plumbing.NewBranchReferenceName(r.opts.Branch), r.trackingRef()))
+	r.st.mu.Lock()
+	defer r.st.mu.Unlock()
 	err = r.repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: remoteName,
 		RefSpecs:   []config.RefSpec{spec},
@@ -82,11 +90,17 @@ func (r *Reader) Fetch(ctx context.Context) (string, error) {
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return "", fmt.Errorf("fetch %s: %w", r.opts.Branch, err)
 	}
-	return r.Head(ctx)
+	return r.head(ctx)
 }
 
 // Head returns the branch head as last fetched, without network access.
 func (r *Reader) Head(ctx context.Context) (string, error) {
+	r.st.mu.Lock()
+	defer r.st.mu.Unlock()
+	return r.head(ctx)
+}
+
+func (r *Reader) head(ctx context.Context) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
@@ -97,7 +111,8 @@ func (r *Reader) Head(ctx context.Context) (string, error) {
 	return ref.Hash().String(), nil
 }
 
-// commit resolves rev ("" for the branch head) to a commit.
+// commit resolves rev ("" for the branch head) to a commit. The caller
+// holds r.st.mu.
 func (r *Reader) commit(ctx context.Context, rev string) (*object.Commit, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -119,83 +134,80 @@ func (r *Reader) commit(ctx context.Context, rev string) (*object.Commit, error)
 	return c, nil
 }
 
-// ReadFile returns the content of the file at repo path p in rev, without
-// a checkout. A missing file is an error wrapping fs.ErrNotExist.
-func (r *Reader) ReadFile(ctx context.Context, rev, p string) ([]byte, error) {
+// Snapshot returns the files of rev ("" for the branch head) as an
+// immutable fs.FS read from Git objects.
+func (r *Reader) Snapshot(ctx context.Context, rev string) (*Snapshot, error) {
+	r.st.mu.Lock()
+	defer r.st.mu.Unlock()
 	c, err := r.commit(ctx, rev)
 	if err != nil {
 		return nil, err
 	}
-	tree, err := c.Tree()
+	return snapshotOf(r.st, c), nil
+}
+
+// Tree returns rev ("" for the branch head) as a canary.Tree, without
+// touching any work tree.
+func (r *Reader) Tree(ctx context.Context, rev string) (canary.Tree, error) {
+	s, err := r.Snapshot(ctx, rev)
 	if err != nil {
-		return nil, fmt.Errorf("read tree of %s: %w", short(c.Hash), err)
+		return canary.Tree{}, err
 	}
-	e, err := entryAt(tree, strings.Trim(path.Clean("/"+p), "/"))
+	return canary.Tree{Head: s.Head(), FS: s}, nil
+}
+
+// ReadFile returns the content of the file at repo path p in rev, without
+// a checkout. A missing file is an error wrapping fs.ErrNotExist; a
+// symbolic link on the way is refused with ErrSymlink.
+func (r *Reader) ReadFile(ctx context.Context, rev, p string) ([]byte, error) {
+	s, err := r.Snapshot(ctx, rev)
 	if err != nil {
 		return nil, err
 	}
-	switch e.mode {
-	case filemode.Empty:
-		return nil, fmt.Errorf("read %s at %s: %w", p, short(c.Hash), fs.ErrNotExist)
-	case filemode.Dir, filemode.Submodule:
-		return nil, fmt.Errorf("read %s at %s: is a %v, not a file", p, short(c.Hash), e.mode)
-	}
-	blob, err := r.repo.BlobObject(e.hash)
+	b, err := s.ReadFile(cleanRepoPath(p))
 	if err != nil {
-		return nil, fmt.Errorf("read %s at %s: %w", p, short(c.Hash), err)
-	}
-	rd, err := blob.Reader()
-	if err != nil {
-		return nil, fmt.Errorf("read %s at %s: %w", p, short(c.Hash), err)
-	}
-	defer rd.Close()
-	b, err := io.ReadAll(rd)
-	if err != nil {
-		return nil, fmt.Errorf("read %s at %s: %w", p, short(c.Hash), err)
+		return nil, fmt.Errorf("read %s at %s: %w", p, short(s.head), err)
 	}
 	return b, nil
 }
 
 // ListFiles returns the repo paths of all files under dir in rev,
 // recursively and sorted. dir "" or "." lists the whole tree; a missing
-// directory lists nothing.
+// directory lists nothing. Links are listed but not followed.
 func (r *Reader) ListFiles(ctx context.Context, rev, dir string) ([]string, error) {
-	c, err := r.commit(ctx, rev)
+	s, err := r.Snapshot(ctx, rev)
 	if err != nil {
 		return nil, err
 	}
-	tree, err := c.Tree()
-	if err != nil {
-		return nil, fmt.Errorf("read tree of %s: %w", short(c.Hash), err)
-	}
-	dir = strings.Trim(path.Clean("/"+dir), "/")
-	if dir != "" {
-		e, err := entryAt(tree, dir)
-		if err != nil || e.mode != filemode.Dir {
-			return nil, err // absent, or not a directory: no files under it
-		}
-		if tree, err = r.repo.TreeObject(e.hash); err != nil {
-			return nil, fmt.Errorf("list %s at %s: %w", dir, short(c.Hash), err)
-		}
-	}
+	dir = cleanRepoPath(dir)
 	var files []string
-	walker := object.NewTreeWalker(tree, true, nil)
-	defer walker.Close()
-	for {
-		name, entry, err := walker.Next()
-		if errors.Is(err, io.EOF) {
-			break
+	err = fs.WalkDir(s, dir, func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && p == dir:
+			return fs.SkipAll
+		case err != nil:
+			return err
+		case p == dir && !d.IsDir():
+			return fs.SkipAll
+		case !d.IsDir():
+			files = append(files, p)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("list %s at %s: %w", dir, short(c.Hash), err)
-		}
-		if entry.Mode == filemode.Dir || entry.Mode == filemode.Submodule {
-			continue
-		}
-		files = append(files, path.Join(dir, name))
+		return ctx.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s at %s: %w", dir, short(s.head), err)
 	}
 	sort.Strings(files)
 	return files, nil
+}
+
+// cleanRepoPath turns "", "/x/", "x/../y" into fs.FS form ("." for the root).
+func cleanRepoPath(p string) string {
+	p = strings.Trim(path.Clean("/"+p), "/")
+	if p == "" {
+		return "."
+	}
+	return p
 }
 
 // redact hides any password in a URL meant for a message.

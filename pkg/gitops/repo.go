@@ -17,17 +17,17 @@ import (
 
 var _ canary.Repo = (*Repo)(nil)
 
-// Repo is the GitOps repository: a persisted working clone of one branch
-// of a remote. It implements canary.Repo and embeds a Reader over the
-// clone. A Repo serves one reconcile loop: Checkout and Transact share the
-// work tree and lock each other out, and a TransactFunc may call the
-// Reader methods; other concurrent use is unsupported, as go-git's storage
-// is not safe for it. A Tree returned by Checkout stays valid until the
-// next Checkout or Transact on the same Repo.
+// Repo is the GitOps repository: a persisted clone of one branch of a
+// remote, used through Git objects only (new clones are bare). It
+// implements canary.Repo and embeds a Reader over the clone. A Repo is
+// safe for concurrent use by any number of plans: reads go through
+// immutable snapshots, and commits to the branch are serialised, one
+// Transact at a time. A Tree returned by Checkout stays valid forever.
 type Repo struct {
 	*Reader
 	dir string
-	mu  sync.Mutex
+	// mu serialises Transact: commits to the branch go one at a time.
+	mu sync.Mutex
 }
 
 // Open reuses the clone in opts.Dir when it is a clone of opts.URL, or
@@ -60,7 +60,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	default:
 		return nil, fmt.Errorf("open clone %s: %w", dir, err)
 	}
-	return &Repo{Reader: &Reader{repo: repo, opts: o, log: o.Logger}, dir: dir}, nil
+	return &Repo{Reader: newReader(repo, o), dir: dir}, nil
 }
 
 // checkOrigin verifies that an existing clone's origin is url.
@@ -92,7 +92,7 @@ func clone(ctx context.Context, dir string, o Options) (*git.Repository, error) 
 	if err != nil {
 		return nil, err
 	}
-	repo, err := git.PlainCloneContext(ctx, dir, false, &git.CloneOptions{
+	repo, err := git.PlainCloneContext(ctx, dir, true, &git.CloneOptions{
 		URL:           o.URL,
 		Auth:          auth,
 		RemoteName:    remoteName,
@@ -106,47 +106,15 @@ func clone(ctx context.Context, dir string, o Options) (*git.Repository, error) 
 	return repo, nil
 }
 
-// Dir is the absolute path of the working clone.
+// Dir is the absolute path of the clone.
 func (r *Repo) Dir() string { return r.dir }
 
-// Checkout fetches the branch and hard-resets the working clone to its
-// head, removing untracked files, so the tree is exactly the remote head.
+// Checkout fetches the branch and returns its head as an immutable
+// snapshot. Nothing on disk but the object store changes.
 func (r *Repo) Checkout(ctx context.Context) (canary.Tree, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.checkout(ctx)
-}
-
-func (r *Repo) checkout(ctx context.Context) (canary.Tree, error) {
 	head, err := r.Fetch(ctx)
 	if err != nil {
 		return canary.Tree{}, err
 	}
-	if err := r.resetTo(plumbing.NewHash(head)); err != nil {
-		return canary.Tree{}, err
-	}
-	return canary.Tree{Dir: r.dir, Head: head}, nil
-}
-
-// resetTo points the local branch and HEAD at h and makes the work tree
-// match it exactly.
-func (r *Repo) resetTo(h plumbing.Hash) error {
-	branch := plumbing.NewBranchReferenceName(r.opts.Branch)
-	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(branch, h)); err != nil {
-		return fmt.Errorf("reset %s: %w", branch, err)
-	}
-	if err := r.repo.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, branch)); err != nil {
-		return fmt.Errorf("reset HEAD: %w", err)
-	}
-	wt, err := r.repo.Worktree()
-	if err != nil {
-		return fmt.Errorf("open work tree: %w", err)
-	}
-	if err := wt.Reset(&git.ResetOptions{Commit: h, Mode: git.HardReset}); err != nil {
-		return fmt.Errorf("reset work tree to %s: %w", short(h), err)
-	}
-	if err := wt.Clean(&git.CleanOptions{Dir: true}); err != nil {
-		return fmt.Errorf("clean work tree: %w", err)
-	}
-	return nil
+	return r.Tree(ctx, head)
 }

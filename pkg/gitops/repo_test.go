@@ -2,6 +2,8 @@ package gitops
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -20,26 +22,18 @@ func TestOpenReusesPersistedDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gitDir, err := os.Stat(filepath.Join(o.Dir, ".git"))
+	config, err := os.Stat(filepath.Join(o.Dir, "config"))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("want a bare clone: %v", err)
 	}
-
-	// Leave the clone dirty, as a crash mid-transaction would, and let a
-	// human move the branch on.
-	weights := filepath.Join(o.Dir, "apps/llama/overlay/weights.yaml")
-	if err := os.WriteFile(weights, []byte("half-written"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	junk := filepath.Join(o.Dir, "apps/llama/overlay/junk.yaml")
-	if err := os.WriteFile(junk, []byte("junk"), 0o644); err != nil {
-		t.Fatal(err)
+	if _, err := os.Stat(filepath.Join(o.Dir, "apps")); !os.IsNotExist(err) {
+		t.Errorf("the clone has a work tree: %v", err)
 	}
 	human := rm.humanCommit(t, "human edit", map[string]string{"apps/llama/base/inference.yaml": "kind: InferenceService # edited\n"})
 
 	second := openRepo(t, o) // resume: same Dir, no re-clone
-	if after, _ := os.Stat(filepath.Join(o.Dir, ".git")); !os.SameFile(gitDir, after) {
-		t.Errorf(".git was recreated instead of reused")
+	if after, _ := os.Stat(filepath.Join(o.Dir, "config")); !os.SameFile(config, after) {
+		t.Errorf("the clone was recreated instead of reused")
 	}
 	if head, err := second.Head(ctx); err != nil || head != res.SHA {
 		t.Errorf("before fetch, Head = %s, %v; want the persisted %s", head, err, res.SHA)
@@ -48,17 +42,16 @@ func TestOpenReusesPersistedDir(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Checkout: %v", err)
 	}
-	if tree.Head != human || tree.Dir != second.Dir() {
-		t.Errorf("tree %+v, want head %s", tree, human)
+	if tree.Head != human {
+		t.Errorf("tree head %s, want %s", tree.Head, human)
 	}
-	if b, _ := os.ReadFile(weights); string(b) != "weight: 10\n" {
-		t.Errorf("tracked file not restored: %q", b)
-	}
-	if _, err := os.Stat(junk); !os.IsNotExist(err) {
-		t.Errorf("untracked file survived checkout: %v", err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(o.Dir, "apps/llama/base/inference.yaml")); string(b) != "kind: InferenceService # edited\n" {
-		t.Errorf("human edit not checked out: %q", b)
+	for p, want := range map[string]string{
+		"apps/llama/overlay/weights.yaml": "weight: 10\n",
+		"apps/llama/base/inference.yaml":  "kind: InferenceService # edited\n",
+	} {
+		if b, err := fs.ReadFile(tree.FS, p); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", p, b, err, want)
+		}
 	}
 }
 
@@ -70,8 +63,7 @@ func TestCheckoutDropsUnpushedCommit(t *testing.T) {
 	if _, err := r.Checkout(ctx); err != nil {
 		t.Fatal(err)
 	}
-	tree := canary.Tree{Dir: r.Dir(), Head: seed}
-	sha, err := r.commitChange(ctx, tree, &canary.Change{Files: map[string][]byte{"new/file.yaml": []byte("x\n")}, Subject: "never pushed"})
+	sha, err := r.commitChange(ctx, seed, &canary.Change{Files: map[string][]byte{"new/file.yaml": []byte("x\n")}, Subject: "never pushed"})
 	if err != nil || sha == "" {
 		t.Fatalf("local commit: %q, %v", sha, err)
 	}
@@ -82,14 +74,8 @@ func TestCheckoutDropsUnpushedCommit(t *testing.T) {
 	if got.Head != seed {
 		t.Errorf("head %s, want the remote's %s", got.Head, seed)
 	}
-	if _, err := os.Stat(filepath.Join(r.Dir(), "new/file.yaml")); !os.IsNotExist(err) {
-		t.Errorf("file of the dropped commit survived: %v", err)
-	}
-	if h := runGit(t, r.Dir(), "rev-parse", "HEAD"); h != seed {
-		t.Errorf("clone HEAD %s, want %s", h, seed)
-	}
-	if st := runGit(t, r.Dir(), "status", "--porcelain"); st != "" {
-		t.Errorf("clone not clean:\n%s", st)
+	if _, err := fs.Stat(got.FS, "new/file.yaml"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("file of the dropped commit is in the tree: %v", err)
 	}
 }
 

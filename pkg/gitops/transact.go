@@ -29,13 +29,15 @@ func (e *nonFastForward) Error() string        { return e.err.Error() }
 func (e *nonFastForward) Unwrap() error        { return e.err }
 func (e *nonFastForward) Is(target error) bool { return target == ErrNonFastForward }
 
-// Transact checks out the branch head, calls fn on it, and commits and
+// Transact calls fn on the branch head as last fetched, and commits and
 // pushes the change fn returns. A nil change, or one whose every file
 // already has identical bytes at the head, is a no-op: nothing is
 // committed and the result has NoOp set and SHA the head. When the push is
 // not a fast-forward, Transact fetches, calls fn again on the new head and
 // retries with exponential backoff, up to opts.Retry.Attempts pushes. It
-// never force-pushes.
+// never force-pushes. Commits are written as Git objects, with no work
+// tree, so snapshots read meanwhile are never disturbed; one Transact runs
+// at a time per Repo.
 func (r *Repo) Transact(ctx context.Context, fn canary.TransactFunc) (canary.CommitResult, error) {
 	if fn == nil {
 		return canary.CommitResult{}, errors.New("transact: nil TransactFunc")
@@ -44,8 +46,14 @@ func (r *Repo) Transact(ctx context.Context, fn canary.TransactFunc) (canary.Com
 	defer r.mu.Unlock()
 	var res canary.CommitResult
 	delay := r.opts.Retry.Initial
+	head, err := r.Head(ctx)
+	if err != nil {
+		if head, err = r.Fetch(ctx); err != nil {
+			return res, err
+		}
+	}
 	for {
-		tree, err := r.checkout(ctx)
+		tree, err := r.Tree(ctx, head)
 		if err != nil {
 			return res, err
 		}
@@ -53,7 +61,7 @@ func (r *Repo) Transact(ctx context.Context, fn canary.TransactFunc) (canary.Com
 		if err != nil {
 			return res, fmt.Errorf("compute change at %s: %w", tree.Head, err)
 		}
-		sha, err := r.commitChange(ctx, tree, ch)
+		sha, err := r.commitChange(ctx, tree.Head, ch)
 		if err != nil {
 			return res, err
 		}
@@ -62,7 +70,7 @@ func (r *Repo) Transact(ctx context.Context, fn canary.TransactFunc) (canary.Com
 			return res, nil
 		}
 		res.Attempts++
-		err = r.push(ctx)
+		err = r.push(ctx, sha)
 		if err == nil {
 			res.SHA = sha
 			r.log.Debug("pushed", "commit", sha, "branch", r.opts.Branch, "attempts", res.Attempts)
@@ -80,12 +88,16 @@ func (r *Repo) Transact(ctx context.Context, fn canary.TransactFunc) (canary.Com
 			return res, fmt.Errorf("wait to retry push %s: %w", r.opts.Branch, err)
 		}
 		delay = r.opts.Retry.nextDelay(delay)
+		if head, err = r.Fetch(ctx); err != nil {
+			return res, err
+		}
 	}
 }
 
-// commitChange writes the files of ch that differ from tree's head, stages
-// exactly those, and commits them. It returns "" when nothing differs.
-func (r *Repo) commitChange(ctx context.Context, tree canary.Tree, ch *canary.Change) (string, error) {
+// commitChange writes the files of ch that differ from head as Git
+// objects and commits them on top of head. It returns "" when nothing
+// differs.
+func (r *Repo) commitChange(ctx context.Context, head string, ch *canary.Change) (string, error) {
 	if ch == nil {
 		return "", nil
 	}
@@ -93,27 +105,27 @@ func (r *Repo) commitChange(ctx context.Context, tree canary.Tree, ch *canary.Ch
 	if err != nil {
 		return "", err
 	}
-	paths, err := r.changedPaths(tree.Head, ch.Files)
+	paths, _, err := r.Changes(ctx, head, ch.Files)
 	if err != nil || len(paths) == 0 {
 		return "", err
 	}
-	wt, err := r.repo.Worktree()
-	if err != nil {
-		return "", fmt.Errorf("open work tree: %w", err)
-	}
+	changed := make(map[string][]byte, len(paths))
 	for _, p := range paths {
-		if err := ctx.Err(); err != nil {
-			return "", err
-		}
-		if err := writeFile(r.dir, p, ch.Files[p]); err != nil {
-			return "", err
-		}
-		if err := wt.AddWithOptions(&git.AddOptions{Path: p, SkipStatus: true}); err != nil {
-			return "", fmt.Errorf("stage %s: %w", p, err)
-		}
+		changed[p] = ch.Files[p]
 	}
-	sig := &object.Signature{Name: r.opts.AuthorName, Email: r.opts.AuthorEmail, When: r.opts.Clock.Now()}
-	h, err := wt.Commit(msg, &git.CommitOptions{Author: sig, Committer: sig})
+	r.st.mu.Lock()
+	defer r.st.mu.Unlock()
+	base, err := r.commit(ctx, head)
+	if err != nil {
+		return "", err
+	}
+	tree, err := r.writeTree(ctx, base.TreeHash, changed)
+	if err != nil {
+		return "", err
+	}
+	sig := object.Signature{Name: r.opts.AuthorName, Email: r.opts.AuthorEmail, When: r.opts.Clock.Now()}
+	c := &object.Commit{Author: sig, Committer: sig, Message: msg, TreeHash: tree, ParentHashes: []plumbing.Hash{base.Hash}}
+	h, err := r.store(c)
 	if err != nil {
 		return "", fmt.Errorf("commit %s: %w", strings.SplitN(msg, "\n", 2)[0], err)
 	}
@@ -121,7 +133,7 @@ func (r *Repo) commitChange(ctx context.Context, tree canary.Tree, ch *canary.Ch
 }
 
 // changedPaths validates every path of files, then returns, sorted, those
-// whose bytes differ from the head's.
+// whose bytes differ from the head's. The caller holds r.st.mu.
 func (r *Repo) changedPaths(head string, files map[string][]byte) ([]string, error) {
 	paths := make([]string, 0, len(files))
 	for p := range files {
@@ -159,13 +171,21 @@ func (r *Repo) changedPaths(head string, files map[string][]byte) ([]string, err
 	return changed, nil
 }
 
-// push pushes the local branch to the same branch of origin, never forced.
-func (r *Repo) push(ctx context.Context) error {
+// push points the local branch at sha and pushes it to the same branch
+// of origin, never forced: the remote refuses it unless its branch is
+// still an ancestor of sha. On success the tracking ref moves to sha, so
+// the next Transact builds on it without a fetch.
+func (r *Repo) push(ctx context.Context, sha string) error {
 	auth, err := r.opts.auth(ctx)
 	if err != nil {
 		return fmt.Errorf("push %s: %w", r.opts.Branch, err)
 	}
 	ref := plumbing.NewBranchReferenceName(r.opts.Branch)
+	r.st.mu.Lock()
+	defer r.st.mu.Unlock()
+	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(ref, plumbing.NewHash(sha))); err != nil {
+		return fmt.Errorf("push %s: set %s: %w", r.opts.Branch, ref, err)
+	}
 	err = r.repo.PushContext(ctx, &git.PushOptions{
 		RemoteName: remoteName,
 		RefSpecs:   []config.RefSpec{config.RefSpec(ref + ":" + ref)},
@@ -173,12 +193,15 @@ func (r *Repo) push(ctx context.Context) error {
 	})
 	switch {
 	case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
-		return nil
 	case isNonFastForward(err):
 		return fmt.Errorf("push %s: %w", r.opts.Branch, &nonFastForward{err: err})
 	default:
 		return fmt.Errorf("push %s: %w", r.opts.Branch, err)
 	}
+	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.trackingRef(), plumbing.NewHash(sha))); err != nil {
+		return fmt.Errorf("pushed %s, but could not move %s: %w", short(plumbing.NewHash(sha)), r.trackingRef(), err)
+	}
+	return nil
 }
 
 // isNonFastForward recognizes go-git's local check and the remote's
@@ -200,8 +223,8 @@ func isNonFastForward(err error) bool {
 // head's, and head's tree hash, so that a caller publishing the change
 // another way (GitHub's API) writes exactly what Transact would.
 func (r *Repo) Changes(ctx context.Context, head string, files map[string][]byte) (paths []string, tree string, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.st.mu.Lock()
+	defer r.st.mu.Unlock()
 	c, err := r.commit(ctx, head)
 	if err != nil {
 		return nil, "", err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -42,11 +43,11 @@ func TestTransactCommitsAndPushes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Transact: %v", err)
 	}
-	if seen.Head != seed || !filepath.IsAbs(seen.Dir) {
-		t.Errorf("fn saw %+v, want head %s and an absolute dir", seen, seed)
+	if seen.Head != seed || seen.FS == nil {
+		t.Errorf("fn saw %+v, want head %s and its files", seen, seed)
 	}
-	if b, err := os.ReadFile(filepath.Join(seen.Dir, "README.md")); err != nil || string(b) != "gitops repo\n" {
-		t.Errorf("tree on disk: README = %q, %v", b, err)
+	if b, err := fs.ReadFile(seen.FS, "README.md"); err != nil || string(b) != "gitops repo\n" {
+		t.Errorf("tree: README = %q, %v", b, err)
 	}
 	if res.NoOp || res.Attempts != 1 || res.SHA != rm.head(t) {
 		t.Fatalf("result %+v, remote head %s", res, rm.head(t))
@@ -134,8 +135,8 @@ func TestTransactNonFastForwardRerenders(t *testing.T) {
 					}
 					aSHA = ra.SHA
 				}
-				// Re-render from what is on disk, as a Renderer would.
-				mistral, err := os.ReadFile(filepath.Join(tree.Dir, "apps/mistral/overlay/weights.yaml"))
+				// Re-render from the tree, as a Renderer would.
+				mistral, err := fs.ReadFile(tree.FS, "apps/mistral/overlay/weights.yaml")
 				if err != nil {
 					return nil, err
 				}
@@ -241,7 +242,7 @@ func TestTransactRejectsUnsafePaths(t *testing.T) {
 	rm := newRemote(t)
 	seed := rm.head(t)
 	r := openRepo(t, testOptions(t, rm.url))
-	gitConfig, err := os.ReadFile(filepath.Join(r.Dir(), ".git", "config"))
+	gitConfig, err := os.ReadFile(filepath.Join(r.Dir(), "config"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +266,7 @@ func TestTransactRejectsUnsafePaths(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(filepath.Dir(r.Dir()), "x")); !os.IsNotExist(err) {
 		t.Errorf("a file escaped the clone: %v", err)
 	}
-	if after, _ := os.ReadFile(filepath.Join(r.Dir(), ".git", "config")); string(after) != string(gitConfig) {
+	if after, _ := os.ReadFile(filepath.Join(r.Dir(), "config")); string(after) != string(gitConfig) {
 		t.Errorf(".git/config changed:\n%s", after)
 	}
 }

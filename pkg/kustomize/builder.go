@@ -7,14 +7,15 @@
 // kustomization.yaml, which lists the component. Every bot-owned file starts
 // with Header; the Renderer refuses to overwrite a file that does not.
 //
-// Builds run in-process with krusty over a read-only filesystem confined to
-// the repository root, and are serialised by Builder because kustomize keeps
+// Builds run in-process with krusty over a read-only view of one revision
+// of the repository (an fs.FS), and are serialised by Builder because kustomize keeps
 // process-wide state (kustomize issue #3659).
 package kustomize
 
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"sync"
 
@@ -31,18 +32,19 @@ type Builder struct {
 // NewBuilder returns a Builder.
 func NewBuilder() *Builder { return &Builder{} }
 
-// Build runs kustomize on overlay, a path relative to root, and returns the
-// built objects as a YAML stream. Every file the build reads must resolve,
-// symlinks included, inside root; absolute overlays, overlays that climb
-// out of root and remote bases are refused with ErrOutsideRoot or
+// Build runs kustomize on overlay, a path relative to the root of fsys
+// (one revision of the repository), and returns the built objects as a
+// YAML stream. Every file the build reads must be inside fsys; absolute
+// overlays, overlays that climb out of the root, paths through links fsys
+// refuses, and remote bases are refused with ErrOutsideRoot or
 // ErrRemoteReference.
-func (b *Builder) Build(ctx context.Context, root, overlay string) ([]byte, error) {
-	return b.build(ctx, root, overlay, nil)
+func (b *Builder) Build(ctx context.Context, fsys fs.FS, overlay string) ([]byte, error) {
+	return b.build(ctx, fsys, overlay, nil)
 }
 
 // build is Build with an optional shadow directory, given relative to the
 // overlay, that replaces the directory of that name with in-memory files.
-func (b *Builder) build(ctx context.Context, root, overlay string, shadow *shadowDir) ([]byte, error) {
+func (b *Builder) build(ctx context.Context, fsys fs.FS, overlay string, shadow *shadowDir) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("build overlay %s: %w", overlay, err)
 	}
@@ -50,20 +52,17 @@ func (b *Builder) build(ctx context.Context, root, overlay string, shadow *shado
 	if err != nil {
 		return nil, fmt.Errorf("build overlay %s: %w", overlay, err)
 	}
-	fsys, err := newConfinedFS(root)
-	if err != nil {
-		return nil, fmt.Errorf("build overlay %s: %w", overlay, err)
+	if fsys == nil {
+		return nil, fmt.Errorf("build overlay %s: no repository files", overlay)
 	}
-	dir, err := fsys.resolve(rel)
-	if err != nil {
-		return nil, fmt.Errorf("build overlay %s: %w", overlay, err)
-	}
+	cfs := &confinedFS{fsys: fsys}
+	dir := filepath.Join(Root, rel)
 	if shadow != nil {
 		shadow.dir = filepath.Join(dir, shadow.dir)
-		if !within(fsys.root, shadow.dir) {
+		if !within(dir, shadow.dir) {
 			return nil, fmt.Errorf("build overlay %s: shadow %s: %w", overlay, shadow.dir, ErrOutsideRoot)
 		}
-		fsys.shadow = shadow
+		cfs.shadow = shadow
 	}
 
 	b.mu.Lock()
@@ -72,9 +71,9 @@ func (b *Builder) build(ctx context.Context, root, overlay string, shadow *shado
 		return nil, fmt.Errorf("build overlay %s: %w", overlay, err)
 	}
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	m, err := k.Run(fsys, dir)
-	if err != nil && fsys.refused != nil {
-		return nil, fmt.Errorf("build overlay %s: %w (kustomize: %w)", overlay, fsys.refused, err)
+	m, err := k.Run(cfs, dir)
+	if err != nil && cfs.refused != nil {
+		return nil, fmt.Errorf("build overlay %s: %w (kustomize: %w)", overlay, cfs.refused, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("build overlay %s: %w", overlay, err)

@@ -15,7 +15,7 @@ func TestBuildRejectsPathsOutsideRoot(t *testing.T) {
 	root := copyTree(t, filepath.Join("testdata", "kserve-initial", "original"))
 	for _, overlay := range []string{"../../etc", "..", "overlay/../../x", "/etc", root + "/overlay", ""} {
 		t.Run(overlay, func(t *testing.T) {
-			_, err := NewBuilder().Build(context.Background(), root, overlay)
+			_, err := NewBuilder().Build(context.Background(), dirFS(t, root), overlay)
 			if !errors.Is(err, ErrOutsideRoot) {
 				t.Fatalf("Build(%q) err = %v, want ErrOutsideRoot", overlay, err)
 			}
@@ -50,7 +50,7 @@ func TestBuildRefusesSymlinkOutOfRoot(t *testing.T) {
 			if err := os.Symlink(target, filepath.Join(root, tc.link)); err != nil {
 				t.Fatal(err)
 			}
-			out, err := NewBuilder().Build(context.Background(), root, "overlay")
+			out, err := NewBuilder().Build(context.Background(), dirFS(t, root), "overlay")
 			t.Logf("err: %v", err)
 			if err == nil {
 				t.Fatalf("Build succeeded through a symlink out of root:\n%s", out)
@@ -73,7 +73,7 @@ func TestBuildFollowsSymlinkInsideRoot(t *testing.T) {
 	if err := os.Symlink("real-base", filepath.Join(root, "base")); err != nil {
 		t.Fatal(err)
 	}
-	out, err := NewBuilder().Build(context.Background(), root, "overlay")
+	out, err := NewBuilder().Build(context.Background(), dirFS(t, root), "overlay")
 	if err != nil {
 		t.Fatalf("Build: %v", err)
 	}
@@ -97,7 +97,7 @@ func TestBuildRefusesRemoteReferences(t *testing.T) {
 			writeTree(t, root, map[string][]byte{
 				"overlay/kustomization.yaml": []byte("resources:\n  - " + ref + "\n"),
 			})
-			_, err := NewBuilder().Build(context.Background(), root, "overlay")
+			_, err := NewBuilder().Build(context.Background(), dirFS(t, root), "overlay")
 			t.Logf("err: %v", err)
 			if !errors.Is(err, ErrRemoteReference) {
 				t.Fatalf("err = %v, want ErrRemoteReference", err)
@@ -110,7 +110,7 @@ func TestBuildHonoursContext(t *testing.T) {
 	root := copyTree(t, filepath.Join("testdata", "kserve-initial", "original"))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := NewBuilder().Build(ctx, root, "overlay"); !errors.Is(err, context.Canceled) {
+	if _, err := NewBuilder().Build(ctx, dirFS(t, root), "overlay"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }
@@ -118,7 +118,7 @@ func TestBuildHonoursContext(t *testing.T) {
 func TestBuildConcurrentCallsAreSerialised(t *testing.T) {
 	root := copyTree(t, filepath.Join("testdata", "gateway-30", "original"))
 	b := NewBuilder()
-	want, err := b.Build(context.Background(), root, "overlay")
+	want, err := b.Build(context.Background(), dirFS(t, root), "overlay")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestBuildConcurrentCallsAreSerialised(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outs[i], errs[i] = b.Build(context.Background(), root, "overlay")
+			outs[i], errs[i] = b.Build(context.Background(), dirFS(t, root), "overlay")
 		}()
 	}
 	wg.Wait()

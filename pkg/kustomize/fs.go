@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,15 +24,21 @@ var ErrRemoteReference = errors.New("remote reference not allowed")
 // errReadOnly is returned by every mutating method of confinedFS.
 var errReadOnly = errors.New("build filesystem is read-only")
 
-// confinedFS is a read-only filesys.FileSystem for kustomize builds. Every
-// path is resolved, symlinks included, and refused when it lands outside
-// root. Kustomization files are checked for remote references before
-// kustomize sees them. It can shadow one directory with in-memory files,
-// which the Renderer uses to build an overlay with its bot component
-// neutralised. A confinedFS serves one build and is not shared.
+// Root is the absolute path under which builds see the repository. It
+// names nothing on disk: every read goes to the repository's fs.FS.
+const Root = "/repo"
+
+// confinedFS is a read-only filesys.FileSystem for kustomize builds over
+// one revision of the repository, an fs.FS (a Git snapshot, which refuses
+// symbolic links, or an os.Root, which keeps them inside). kustomize sees
+// the repository at Root; a path outside it is refused. Kustomization
+// files are checked for remote references before kustomize sees them. It
+// can shadow one directory with in-memory files, which the Renderer uses
+// to build an overlay with its bot component neutralised, and to verify
+// the component it is about to commit. A confinedFS serves one build and
+// is not shared.
 type confinedFS struct {
-	// root is absolute and has its symlinks evaluated.
-	root   string
+	fsys   fs.FS
 	shadow *shadowDir
 	// refused is the first path or reference refused. kustomize turns some
 	// read errors into "not found", so the builder reports this instead.
@@ -42,34 +47,14 @@ type confinedFS struct {
 
 var _ filesys.FileSystem = (*confinedFS)(nil)
 
-// shadowDir replaces a directory (which may not exist on disk) with files.
+// shadowDir replaces a directory (which may not exist) with files.
 type shadowDir struct {
-	// dir is absolute, in the same resolved form confinedFS hands out.
+	// dir is absolute, under Root.
 	dir string
 	// files maps base names to content.
 	files map[string][]byte
 	// read records whether kustomize loaded any shadow file.
 	read bool
-}
-
-// newConfinedFS resolves root and returns a filesystem confined to it.
-func newConfinedFS(root string) (*confinedFS, error) {
-	abs, err := filepath.Abs(root)
-	if err != nil {
-		return nil, fmt.Errorf("resolve root %s: %w", root, err)
-	}
-	real, err := filepath.EvalSymlinks(abs)
-	if err != nil {
-		return nil, fmt.Errorf("resolve root %s: %w", root, err)
-	}
-	info, err := os.Stat(real)
-	if err != nil {
-		return nil, fmt.Errorf("stat root %s: %w", root, err)
-	}
-	if !info.IsDir() {
-		return nil, fmt.Errorf("root %s is not a directory", root)
-	}
-	return &confinedFS{root: real}, nil
 }
 
 // localPath checks that rel is a non-empty relative path that stays inside
@@ -93,11 +78,10 @@ func within(root, p string) bool {
 	return err == nil && (rel == "." || filepath.IsLocal(rel))
 }
 
-// abs makes p absolute against the root and cleans it, without touching
-// the disk.
+// abs makes p absolute against Root and cleans it.
 func (c *confinedFS) abs(p string) string {
 	if !filepath.IsAbs(p) {
-		p = filepath.Join(c.root, p)
+		p = filepath.Join(Root, p)
 	}
 	return filepath.Clean(p)
 }
@@ -117,18 +101,31 @@ func (c *confinedFS) shadowFile(p string) ([]byte, error) {
 	return nil, fmt.Errorf("read %s: %w", p, fs.ErrNotExist)
 }
 
-// resolve returns the symlink-free location of an existing path and
-// refuses any that is outside the root.
+// resolve returns the fs.FS name of the absolute or Root-relative path p,
+// refusing any outside Root.
 func (c *confinedFS) resolve(p string) (string, error) {
 	a := c.abs(p)
-	real, err := filepath.EvalSymlinks(a)
+	if !within(Root, a) {
+		return "", c.refuse(fmt.Errorf("%s is outside the repository: %w", p, ErrOutsideRoot))
+	}
+	rel, err := filepath.Rel(Root, a)
 	if err != nil {
-		return "", fmt.Errorf("resolve %s: %w", p, err)
+		return "", c.refuse(fmt.Errorf("%s: %w", p, ErrOutsideRoot))
 	}
-	if !within(c.root, real) {
-		return "", c.refuse(fmt.Errorf("%s resolves to %s, outside %s: %w", p, real, c.root, ErrOutsideRoot))
+	return filepath.ToSlash(rel), nil
+}
+
+// stat describes p, recording a refused link or escape.
+func (c *confinedFS) stat(p string) (string, fs.FileInfo, error) {
+	name, err := c.resolve(p)
+	if err != nil {
+		return "", nil, err
 	}
-	return real, nil
+	info, err := fs.Stat(c.fsys, name)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", nil, c.refuse(fmt.Errorf("%s: %w (%w)", p, ErrOutsideRoot, err))
+	}
+	return name, info, err
 }
 
 // refuse records err as the first refusal and returns it.
@@ -151,18 +148,14 @@ func (c *confinedFS) CleanedAbs(p string) (filesys.ConfirmedDir, string, error) 
 		}
 		return filesys.ConfirmedDir(filepath.Dir(a)), filepath.Base(a), nil
 	}
-	real, err := c.resolve(a)
+	_, info, err := c.stat(a)
 	if err != nil {
 		return "", "", err
 	}
-	info, err := os.Stat(real)
-	if err != nil {
-		return "", "", fmt.Errorf("stat %s: %w", p, err)
-	}
 	if info.IsDir() {
-		return filesys.ConfirmedDir(real), "", nil
+		return filesys.ConfirmedDir(a), "", nil
 	}
-	return filesys.ConfirmedDir(filepath.Dir(real)), filepath.Base(real), nil
+	return filesys.ConfirmedDir(filepath.Dir(a)), filepath.Base(a), nil
 }
 
 // ReadFile reads a file inside the root. Kustomization files are refused
@@ -176,16 +169,19 @@ func (c *confinedFS) ReadFile(p string) ([]byte, error) {
 		}
 		return b, err
 	}
-	real, err := c.resolve(a)
+	name, err := c.resolve(a)
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(real)
+	b, err := fs.ReadFile(c.fsys, name)
 	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			err = c.refuse(fmt.Errorf("%s: %w (%w)", p, ErrOutsideRoot, err))
+		}
 		return nil, fmt.Errorf("read %s: %w", p, err)
 	}
-	if slices.Contains(konfig.RecognizedKustomizationFileNames(), filepath.Base(real)) {
-		if err := checkNoRemote(real, b); err != nil {
+	if slices.Contains(konfig.RecognizedKustomizationFileNames(), filepath.Base(a)) {
+		if err := checkNoRemote(name, b); err != nil {
 			return nil, c.refuse(err)
 		}
 	}
@@ -199,7 +195,7 @@ func (c *confinedFS) Exists(p string) bool {
 		_, err := c.shadowFile(a)
 		return a == c.shadow.dir || err == nil
 	}
-	_, err := c.resolve(a)
+	_, _, err := c.stat(a)
 	return err == nil
 }
 
@@ -209,11 +205,7 @@ func (c *confinedFS) IsDir(p string) bool {
 	if c.inShadow(a) {
 		return a == c.shadow.dir
 	}
-	real, err := c.resolve(a)
-	if err != nil {
-		return false
-	}
-	info, err := os.Stat(real)
+	_, info, err := c.stat(a)
 	return err == nil && info.IsDir()
 }
 
@@ -231,11 +223,19 @@ func (c *confinedFS) ReadDir(p string) ([]string, error) {
 		slices.Sort(names)
 		return names, nil
 	}
-	real, err := c.resolve(a)
+	name, err := c.resolve(a)
 	if err != nil {
 		return nil, err
 	}
-	return filesys.MakeFsOnDisk().ReadDir(real)
+	entries, err := fs.ReadDir(c.fsys, name)
+	if err != nil {
+		return nil, fmt.Errorf("read dir %s: %w", p, err)
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name()
+	}
+	return names, nil
 }
 
 // Open opens a file inside the root. Shadowed files cannot be opened.
@@ -244,40 +244,52 @@ func (c *confinedFS) Open(p string) (filesys.File, error) {
 	if c.inShadow(a) {
 		return nil, fmt.Errorf("open %s: in-memory file: %w", p, errors.ErrUnsupported)
 	}
-	real, err := c.resolve(a)
+	name, err := c.resolve(a)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(real)
+	f, err := c.fsys.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", p, err)
 	}
-	return f, nil
+	return readOnlyFile{f}, nil
 }
+
+// readOnlyFile is an fs.File as a filesys.File.
+type readOnlyFile struct{ fs.File }
+
+func (f readOnlyFile) Write([]byte) (int, error) { return 0, errReadOnly }
 
 // Glob matches a pattern and keeps only matches inside the root.
 func (c *confinedFS) Glob(pattern string) ([]string, error) {
-	matches, err := filesys.MakeFsOnDisk().Glob(c.abs(pattern))
+	name, err := c.resolve(pattern)
+	if err != nil {
+		return nil, err
+	}
+	matches, err := fs.Glob(c.fsys, name)
 	if err != nil {
 		return nil, fmt.Errorf("glob %s: %w", pattern, err)
 	}
-	out := make([]string, 0, len(matches))
-	for _, m := range matches {
-		if _, err := c.resolve(m); err == nil {
-			out = append(out, m)
-		}
+	for i, m := range matches {
+		matches[i] = filepath.Join(Root, filepath.FromSlash(m))
 	}
-	return out, nil
+	return matches, nil
 }
 
-// Walk walks a directory inside the root. filepath.Walk does not follow
-// symlinks, so the walk stays where it starts.
+// Walk walks a directory inside the root; links are not followed.
 func (c *confinedFS) Walk(p string, fn filepath.WalkFunc) error {
-	real, err := c.resolve(p)
+	name, err := c.resolve(p)
 	if err != nil {
 		return err
 	}
-	return filepath.Walk(real, fn)
+	return fs.WalkDir(c.fsys, name, func(q string, d fs.DirEntry, err error) error {
+		full := filepath.Join(Root, filepath.FromSlash(q))
+		if err != nil {
+			return fn(full, nil, err)
+		}
+		info, err := d.Info()
+		return fn(full, info, err)
+	})
 }
 
 // Create is refused: builds never write.

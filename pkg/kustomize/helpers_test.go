@@ -126,3 +126,20 @@ func expectMatchingTrees(t *testing.T, got, want map[string][]byte) {
 		}
 	}
 }
+
+// dirFS is the directory root as a build sees a repository revision:
+// confined to root, symlinks included.
+func dirFS(t testing.TB, root string) fs.FS {
+	t.Helper()
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return r.FS()
+}
+
+// diskTree is the directory root as a canary.Tree.
+func diskTree(t testing.TB, root string) canary.Tree {
+	return canary.Tree{Head: "disk", FS: dirFS(t, root)}
+}

@@ -84,7 +84,7 @@ func TestManifestsBuildAtStable(t *testing.T) {
 	for _, s := range seeds() {
 		plan := loadExample(t, s.example)
 		t.Run(plan.Spec.Overlay, func(t *testing.T) {
-			out, err := b.Build(context.Background(), repoRoot, plan.Spec.Overlay)
+			out, err := b.Build(context.Background(), dirFS(t, repoRoot), plan.Spec.Overlay)
 			if err != nil {
 				t.Fatalf("Build: %v", err)
 			}
@@ -141,13 +141,17 @@ func TestManifestsComponentIsInitialRender(t *testing.T) {
 			if err := os.RemoveAll(filepath.Join(root, plan.Spec.Overlay, ComponentDir)); err != nil {
 				t.Fatal(err)
 			}
-			files, err := r.Render(context.Background(), canary.Tree{Dir: root}, plan, canary.Desired{Stable: s.stable})
+			files, err := r.Render(context.Background(), diskTree(t, root), plan, canary.Desired{Stable: s.stable})
 			if err != nil {
 				t.Fatalf("Render: %v", err)
 			}
 			dir := filepath.Join(repoRoot, plan.Spec.Overlay, ComponentDir)
 			if *update {
-				writeTree(t, dir, readTree(t, filepath.Join(root, plan.Spec.Overlay, ComponentDir)))
+				component := map[string][]byte{}
+				for p, b := range files {
+					component[path.Base(p)] = b
+				}
+				writeTree(t, dir, component)
 			}
 			committed := map[string][]byte{}
 			for rel, b := range readTree(t, dir) {
@@ -162,7 +166,7 @@ func TestManifestsComponentIsInitialRender(t *testing.T) {
 func TestStableReadsTheOverlay(t *testing.T) {
 	for _, sd := range seeds() {
 		plan := loadExample(t, sd.example)
-		a, err := NewRenderer(nil).Stable(context.Background(), canary.Tree{Dir: repoRoot}, plan)
+		a, err := NewRenderer(nil).Stable(context.Background(), diskTree(t, repoRoot), plan)
 		if err != nil {
 			t.Fatalf("%s: %v", sd.example, err)
 		}

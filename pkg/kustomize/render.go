@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
+	"maps"
 	"path"
 	"path/filepath"
 	"slices"
@@ -53,7 +53,7 @@ func (r *Renderer) Render(ctx context.Context, t canary.Tree, plan *canary.Canar
 	if plan == nil {
 		return nil, invalidPlan("nil plan")
 	}
-	files, err := r.RenderOverlay(ctx, t.Dir, plan.Spec.Overlay, plan.Spec.Traffic, d)
+	files, err := r.RenderOverlay(ctx, t.FS, plan.Spec.Overlay, plan.Spec.Traffic, d)
 	if err != nil {
 		return nil, fmt.Errorf("render plan %s: %w", plan.Metadata.Name, err)
 	}
@@ -61,8 +61,9 @@ func (r *Renderer) Render(ctx context.Context, t canary.Tree, plan *canary.Canar
 }
 
 // RenderOverlay is Render without a plan object: it makes overlay, relative
-// to root, express d under traffic.
-func (r *Renderer) RenderOverlay(ctx context.Context, root, overlay string, traffic canary.TrafficSpec, d canary.Desired) (map[string][]byte, error) {
+// to the root of fsys, express d under traffic. It writes nothing: the
+// component is verified by building the overlay with it in memory.
+func (r *Renderer) RenderOverlay(ctx context.Context, fsys fs.FS, overlay string, traffic canary.TrafficSpec, d canary.Desired) (map[string][]byte, error) {
 	rel, err := localPath(overlay)
 	if err != nil {
 		return nil, canary.Terminal(fmt.Errorf("render overlay %s: %w", overlay, err))
@@ -70,7 +71,7 @@ func (r *Renderer) RenderOverlay(ctx context.Context, root, overlay string, traf
 	if err := validateDesired(d); err != nil {
 		return nil, fmt.Errorf("render overlay %s: %w", overlay, err)
 	}
-	e, err := r.discover(ctx, root, rel)
+	e, err := r.discover(ctx, fsys, rel)
 	if err != nil {
 		return nil, err
 	}
@@ -82,15 +83,11 @@ func (r *Renderer) RenderOverlay(ctx context.Context, root, overlay string, traf
 	if err != nil {
 		return nil, fmt.Errorf("render overlay %s: %w", overlay, err)
 	}
-	w, err := newComponentWriter(root, rel)
-	if err != nil {
+	if err := claim(fsys, path.Join(filepath.ToSlash(rel), ComponentDir), files); err != nil {
 		return nil, err
 	}
-	if err := w.write(files); err != nil {
-		return nil, errors.Join(err, w.restore())
-	}
-	if err := r.verify(ctx, root, rel, comp); err != nil {
-		return nil, errors.Join(err, w.restore())
+	if err := r.verify(ctx, fsys, rel, comp, files); err != nil {
+		return nil, err
 	}
 	out := make(map[string][]byte, len(files))
 	for name, b := range files {
@@ -112,12 +109,12 @@ func validateDesired(d canary.Desired) error {
 
 // discover builds the overlay with the bot's component neutralised and
 // parses what the human-owned files express.
-func (r *Renderer) discover(ctx context.Context, root, rel string) (*Expressed, error) {
+func (r *Renderer) discover(ctx context.Context, fsys fs.FS, rel string) (*Expressed, error) {
 	shadow := &shadowDir{
 		dir:   ComponentDir,
 		files: map[string][]byte{KustomizationFile: []byte(neutralComponent)},
 	}
-	out, err := r.builder.build(ctx, root, rel, shadow)
+	out, err := r.builder.build(ctx, fsys, rel, shadow)
 	if err != nil {
 		if errors.Is(err, ErrOutsideRoot) || errors.Is(err, ErrRemoteReference) {
 			err = canary.Terminal(err)
@@ -134,9 +131,10 @@ func (r *Renderer) discover(ctx context.Context, root, rel string) (*Expressed, 
 	return e, nil
 }
 
-// verify builds the overlay as written and checks every intended value.
-func (r *Renderer) verify(ctx context.Context, root, rel string, comp *component) error {
-	out, err := r.builder.Build(ctx, root, rel)
+// verify builds the overlay with the component's files as they will be
+// committed and checks every intended value.
+func (r *Renderer) verify(ctx context.Context, fsys fs.FS, rel string, comp *component, files map[string][]byte) error {
+	out, err := r.builder.build(ctx, fsys, rel, &shadowDir{dir: ComponentDir, files: files})
 	if err != nil {
 		return fmt.Errorf("verify overlay %s: %w", rel, err)
 	}
@@ -156,111 +154,40 @@ func (r *Renderer) verify(ctx context.Context, root, rel string, comp *component
 	return nil
 }
 
-// componentWriter writes the files of one component directory and can put
-// back what was there before.
-type componentWriter struct {
-	dir     string
-	created bool
-	// prev holds the content each written file had; nil when it did not
-	// exist.
-	prev map[string][]byte
-}
-
-// newComponentWriter locates <root>/<rel>/canarybot, refusing any location
-// outside root and a component path that is not a plain directory.
-func newComponentWriter(root, rel string) (*componentWriter, error) {
-	fsys, err := newConfinedFS(root)
-	if err != nil {
-		return nil, canary.Terminal(fmt.Errorf("render overlay %s: %w", rel, err))
-	}
-	overlayDir, err := fsys.resolve(rel)
-	if err != nil {
-		return nil, canary.Terminal(fmt.Errorf("render overlay %s: %w", rel, err))
-	}
-	dir := filepath.Join(overlayDir, ComponentDir)
-	info, err := os.Lstat(dir)
+// claim checks that the component directory dir (a repo path) is absent or
+// a plain directory, and that each file of files there is absent or
+// bot-owned: canarybot never overwrites a file a human wrote.
+func claim(fsys fs.FS, dir string, files map[string][]byte) error {
+	info, err := fs.Stat(fsys, dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return nil, fmt.Errorf("stat %s: %w", dir, err)
-	case !info.IsDir():
-		return nil, canary.Terminal(fmt.Errorf("%s is not a plain directory: %w", dir, canary.ErrHumanOwned))
-	}
-	return &componentWriter{dir: dir, prev: map[string][]byte{}}, nil
-}
-
-// write refuses the whole set when any target is not bot-owned, then writes
-// every file.
-func (w *componentWriter) write(files map[string][]byte) error {
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		if err := w.claim(n); err != nil {
-			return err
-		}
-	}
-	if _, err := os.Stat(w.dir); errors.Is(err, fs.ErrNotExist) {
-		if err := os.Mkdir(w.dir, 0o755); err != nil {
-			return fmt.Errorf("create %s: %w", w.dir, err)
-		}
-		w.created = true
-	}
-	for _, n := range names {
-		if err := os.WriteFile(filepath.Join(w.dir, n), files[n], 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", filepath.Join(w.dir, n), err)
-		}
-	}
-	return nil
-}
-
-// claim checks that the file at name is absent or bot-owned, and records
-// its content for restore.
-func (w *componentWriter) claim(name string) error {
-	p := filepath.Join(w.dir, name)
-	info, err := os.Lstat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		w.prev[name] = nil
 		return nil
+	case err != nil:
+		return canary.Terminal(fmt.Errorf("%s is not a plain directory (%w): %w", dir, err, canary.ErrHumanOwned))
+	case !info.IsDir():
+		return canary.Terminal(fmt.Errorf("%s is not a plain directory: %w", dir, canary.ErrHumanOwned))
 	}
-	if err != nil {
-		return fmt.Errorf("stat %s: %w", p, err)
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		p := path.Join(dir, name)
+		info, err := fs.Stat(fsys, p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err != nil:
+			return canary.Terminal(fmt.Errorf("%s is not a regular file (%w): %w", p, err, canary.ErrHumanOwned))
+		case !info.Mode().IsRegular():
+			return canary.Terminal(fmt.Errorf("%s is not a regular file: %w", p, canary.ErrHumanOwned))
+		}
+		b, err := canary.ReadRepoFile(fsys, p, MaxComponentFile)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", p, err)
+		}
+		if !bytes.HasPrefix(b, []byte(Header)) {
+			return canary.Terminal(fmt.Errorf("%s does not start with %q: %w", p, Header, canary.ErrHumanOwned))
+		}
 	}
-	if !info.Mode().IsRegular() {
-		return canary.Terminal(fmt.Errorf("%s is not a regular file: %w", p, canary.ErrHumanOwned))
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", p, err)
-	}
-	if !bytes.HasPrefix(b, []byte(Header)) {
-		return canary.Terminal(fmt.Errorf("%s does not start with %q: %w", p, Header, canary.ErrHumanOwned))
-	}
-	w.prev[name] = b
 	return nil
 }
 
-// restore puts back every file write changed.
-func (w *componentWriter) restore() error {
-	var errs []error
-	for name, b := range w.prev {
-		p := filepath.Join(w.dir, name)
-		if b == nil {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				errs = append(errs, fmt.Errorf("restore %s: %w", p, err))
-			}
-			continue
-		}
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			errs = append(errs, fmt.Errorf("restore %s: %w", p, err))
-		}
-	}
-	if w.created {
-		if err := os.Remove(w.dir); err != nil {
-			errs = append(errs, fmt.Errorf("restore %s: %w", w.dir, err))
-		}
-	}
-	return errors.Join(errs...)
-}
+// MaxComponentFile bounds a bot-owned file read back from the repository.
+const MaxComponentFile = 1 << 20

@@ -11,7 +11,7 @@ import (
 // storageUri of the kserve InferenceService, or of the gateway's stable
 // one. It seeds the state of a plan that has never rolled out.
 func (r *Renderer) Stable(ctx context.Context, t canary.Tree, plan *canary.CanaryPlan) (canary.Artifact, error) {
-	out, err := r.builder.Build(ctx, t.Dir, plan.Spec.Overlay)
+	out, err := r.builder.Build(ctx, t.FS, plan.Spec.Overlay)
 	if err != nil {
 		return canary.Artifact{}, err
 	}

@@ -50,7 +50,7 @@ func (r *simRepo) head() string { return strconv.Itoa(len(r.commits)) }
 // Transact calls fn on the head and commits its change. There is no other
 // writer, so a push never races.
 func (r *simRepo) Transact(ctx context.Context, fn canary.TransactFunc) (canary.CommitResult, error) {
-	ch, err := fn(ctx, canary.Tree{Dir: r.dir, Head: r.head()})
+	ch, err := fn(ctx, canary.Tree{Head: r.head(), FS: os.DirFS(r.dir)})
 	if err != nil {
 		return canary.CommitResult{}, err
 	}
@@ -96,7 +96,7 @@ func (r *simRepo) write(files map[string][]byte) ([]string, error) {
 
 // Checkout returns the directory at the head.
 func (r *simRepo) Checkout(context.Context) (canary.Tree, error) {
-	return canary.Tree{Dir: r.dir, Head: r.head()}, nil
+	return canary.Tree{Head: r.head(), FS: os.DirFS(r.dir)}, nil
 }
 
 // LastCommit returns the newest commit at or before head that touched a

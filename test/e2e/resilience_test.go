@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,7 +123,7 @@ func TestBrokenManifestFailsTheSyncAndReverts(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = human.Transact(r.ctx, func(_ context.Context, tr canary.Tree) (*canary.Change, error) {
-		k, err := os.ReadFile(filepath.Join(tr.Dir, "manifests/base/qwen/kustomization.yaml"))
+		k, err := fs.ReadFile(tr.FS, "manifests/base/qwen/kustomization.yaml")
 		if err != nil {
 			return nil, err
 		}

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"sync"
 	"time"
@@ -29,7 +30,7 @@ type Controller struct {
 	// Checkout returns the branch head on disk, e.g. (*gitops.Repo).Checkout.
 	Checkout func(ctx context.Context) (canary.Tree, error)
 	// Build renders an app path, e.g. (*kustomize.Builder).Build.
-	Build func(ctx context.Context, root, path string) ([]byte, error)
+	Build func(ctx context.Context, fsys fs.FS, path string) ([]byte, error)
 	// Apply makes the rendered manifests live; an error fails the sync.
 	Apply func(ctx context.Context, app string, manifests []byte) error
 	Apps  []App
@@ -93,7 +94,7 @@ func (c *Controller) reconcileApp(ctx context.Context, t canary.Tree, app App) {
 	last := c.applied[app.Name]
 	c.mu.Unlock()
 	s.App, s.SyncRevision = app.Name, t.Head
-	out, err := c.Build(ctx, t.Dir, app.Path)
+	out, err := c.Build(ctx, t.FS, app.Path)
 	switch {
 	case err != nil:
 		s = c.operation(s, t.Head, argocd.PhaseFailed, fmt.Sprintf("build %s: %s", app.Path, err))

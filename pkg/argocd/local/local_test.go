@@ -61,7 +61,7 @@ func TestControllerSyncsLikeArgoCD(t *testing.T) {
 	head := "1111111111111111111111111111111111111111"
 	var applied, changes []string
 	c := &Controller{
-		Checkout: func(context.Context) (canary.Tree, error) { return canary.Tree{Dir: root, Head: head}, nil },
+		Checkout: func(context.Context) (canary.Tree, error) { return canary.Tree{Head: head, FS: os.DirFS(root)}, nil },
 		Build:    kustomize.NewBuilder().Build,
 		Apply: func(_ context.Context, app string, m []byte) error {
 			if !strings.Contains(string(m), "kind: HTTPRoute") {

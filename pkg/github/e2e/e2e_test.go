@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -353,7 +353,7 @@ func (w *world) expectOverlayServes(a canary.Artifact) {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	out, err := kustomize.NewBuilder().Build(w.ctx, tr.Dir, "manifests/overlays/qwen")
+	out, err := kustomize.NewBuilder().Build(w.ctx, tr.FS, "manifests/overlays/qwen")
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -367,7 +367,7 @@ func (w *world) expectOverlayServes(a canary.Artifact) {
 	if wt := ex.HTTPRoutes["qwen"].Weights["qwen-canary-predictor"]; wt != 0 {
 		w.t.Errorf("canary weight %d after the revert, want 0", wt)
 	}
-	if _, err := os.Stat(filepath.Join(tr.Dir, canary.StatePath("qwen"))); err != nil {
+	if _, err := fs.Stat(tr.FS, canary.StatePath("qwen")); err != nil {
 		w.t.Errorf("state file: %v", err)
 	}
 }

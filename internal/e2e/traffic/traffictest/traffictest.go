@@ -63,10 +63,20 @@ func Objects(t testing.TB, overlay string, spec canary.TrafficSpec, d canary.Des
 	}
 	ctx := context.Background()
 	b := kustomize.NewBuilder()
-	if _, err := kustomize.NewRenderer(b).RenderOverlay(ctx, root, overlay, spec, d); err != nil {
+	files, err := kustomize.NewRenderer(b).RenderOverlay(ctx, os.DirFS(root), overlay, spec, d)
+	if err != nil {
 		t.Fatalf("render %s for %+v: %v", overlay, d, err)
 	}
-	out, err := b.Build(ctx, root, overlay)
+	for p, content := range files {
+		full := filepath.Join(root, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := b.Build(ctx, os.DirFS(root), overlay)
 	if err != nil {
 		t.Fatalf("build %s: %v", overlay, err)
 	}
