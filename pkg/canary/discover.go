@@ -1,0 +1,302 @@
+package canary
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Where a repository keeps its plans and its canarybot settings.
+const (
+	ConfigPath      = ".canarybot/config.yaml"
+	DefaultPlansDir = ".canarybot/plans"
+	KindConfig      = "RepositoryConfig"
+)
+
+// Bounds on what discovery reads from an (untrusted) repository.
+const (
+	MaxPlanFiles  = 10000
+	MaxConfigSize = 64 << 10
+)
+
+// RepositoryConfig is .canarybot/config.yaml: per-repository settings,
+// decoded strictly like a plan.
+type RepositoryConfig struct {
+	APIVersion string               `json:"apiVersion"`
+	Kind       string               `json:"kind"`
+	Spec       RepositoryConfigSpec `json:"spec"`
+}
+
+// RepositoryConfigSpec is the body of a RepositoryConfig.
+type RepositoryConfigSpec struct {
+	// PlansDir is where plans live; .canarybot/plans when empty.
+	PlansDir string `json:"plansDir,omitempty"`
+}
+
+// PlanEntry is one valid plan found in a repository.
+type PlanEntry struct {
+	// Path is the file the plan is in; Doc its document index in the file.
+	Path string
+	Doc  int
+	Plan *CanaryPlan
+}
+
+// PlanProblem is a plan file (or document) that could not be used, with
+// every reason.
+type PlanProblem struct {
+	Path string
+	Doc  int
+	// Name is the plan's name when it could be read.
+	Name string
+	Err  error
+}
+
+// Where names a problem's place: the path, and the document when the file
+// holds several.
+func (p PlanProblem) Where() string {
+	if p.Doc > 0 {
+		return fmt.Sprintf("%s (document %d)", p.Path, p.Doc+1)
+	}
+	return p.Path
+}
+
+// Catalog is every plan of one revision of a repository: the valid ones,
+// sorted by name, and the problems. It is computed once per revision and
+// shared read-only.
+type Catalog struct {
+	Head     string
+	PlansDir string
+	Plans    []PlanEntry
+	Invalid  []PlanProblem
+	// ConfigErr is set when .canarybot/config.yaml is invalid; the default
+	// plans directory is used then.
+	ConfigErr error
+}
+
+// Lookup returns the valid plan named name.
+func (c *Catalog) Lookup(name string) (*CanaryPlan, bool) {
+	i, ok := slices.BinarySearchFunc(c.Plans, name, func(e PlanEntry, n string) int {
+		return strings.Compare(e.Plan.Metadata.Name, n)
+	})
+	if !ok {
+		return nil, false
+	}
+	return c.Plans[i].Plan, true
+}
+
+// Problem returns the problem reported for the plan named name, if any.
+func (c *Catalog) Problem(name string) (PlanProblem, bool) {
+	for _, p := range c.Invalid {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return PlanProblem{}, false
+}
+
+// Discover finds every CanaryPlan document under the repository's plans
+// directory in t. A file or document that cannot be read, decoded or
+// validated, and plans that claim the same name, overlay or Argo CD
+// Application, are reported in Invalid and do not stop the others.
+// Documents of other kinds are skipped. Discover fails only when the
+// plans directory cannot be listed at all.
+func Discover(t Tree) (*Catalog, error) {
+	c := &Catalog{Head: t.Head, PlansDir: DefaultPlansDir}
+	cfg, err := readConfig(t.FS)
+	if err != nil {
+		c.ConfigErr = fmt.Errorf("%s: %w", ConfigPath, err)
+	} else if cfg != nil && cfg.Spec.PlansDir != "" {
+		c.PlansDir = cfg.Spec.PlansDir
+	}
+	files, err := planFiles(t.FS, c.PlansDir)
+	if err != nil {
+		return nil, err
+	}
+	var found []PlanEntry
+	for _, f := range files {
+		if f.err != nil {
+			c.Invalid = append(c.Invalid, PlanProblem{Path: f.path, Err: f.err})
+			continue
+		}
+		plans, problems := decodePlanFile(t.FS, f.path)
+		found = append(found, plans...)
+		c.Invalid = append(c.Invalid, problems...)
+	}
+	c.Plans, c.Invalid = refuseClaims(found, c.Invalid)
+	slices.SortFunc(c.Plans, func(a, b PlanEntry) int { return strings.Compare(a.Plan.Metadata.Name, b.Plan.Metadata.Name) })
+	slices.SortFunc(c.Invalid, func(a, b PlanProblem) int {
+		return cmpOr(strings.Compare(a.Path, b.Path), a.Doc-b.Doc)
+	})
+	return c, nil
+}
+
+func cmpOr(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
+}
+
+// readConfig reads .canarybot/config.yaml; nil when there is none.
+func readConfig(fsys fs.FS) (*RepositoryConfig, error) {
+	b, err := ReadRepoFile(fsys, ConfigPath, MaxConfigSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var cfg RepositoryConfig
+	if err := decodeStrict(b, &cfg); err != nil {
+		return nil, err
+	}
+	var errs []error
+	if cfg.APIVersion != APIVersion || cfg.Kind != KindConfig {
+		errs = append(errs, fmt.Errorf("want apiVersion %s and kind %s, got %q and %q", APIVersion, KindConfig, cfg.APIVersion, cfg.Kind))
+	}
+	if d := cfg.Spec.PlansDir; d != "" {
+		if err := CheckRepoPath(d); err != nil {
+			errs = append(errs, fmt.Errorf("spec.plansDir: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+type planFile struct {
+	path string
+	err  error
+}
+
+// planFiles lists the YAML files under dir, recursively; a link is listed
+// with its refusal. A missing dir holds no plans.
+func planFiles(fsys fs.FS, dir string) ([]planFile, error) {
+	var out []planFile
+	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && p == dir:
+			return fs.SkipAll
+		case err != nil:
+			return err
+		case d.IsDir():
+			return nil
+		case !strings.HasSuffix(p, ".yaml") && !strings.HasSuffix(p, ".yml"):
+			return nil
+		case len(out) >= MaxPlanFiles:
+			return fmt.Errorf("more than %d plan files under %s", MaxPlanFiles, dir)
+		case !d.Type().IsRegular():
+			out = append(out, planFile{path: p, err: Terminalf("not a regular file (%v): symbolic links are refused", d.Type())})
+		default:
+			out = append(out, planFile{path: p})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list plans under %s: %w", dir, err)
+	}
+	return out, nil
+}
+
+// decodePlanFile decodes every CanaryPlan document of the file at p.
+func decodePlanFile(fsys fs.FS, p string) ([]PlanEntry, []PlanProblem) {
+	b, err := ReadRepoFile(fsys, p, MaxPlanBytes)
+	if err != nil {
+		return nil, []PlanProblem{{Path: p, Err: err}}
+	}
+	var plans []PlanEntry
+	var problems []PlanProblem
+	for i, doc := range splitDocuments(b) {
+		var head struct {
+			Kind     string     `json:"kind"`
+			Metadata ObjectMeta `json:"metadata"`
+		}
+		if err := yaml.Unmarshal(doc, &head); err != nil {
+			problems = append(problems, PlanProblem{Path: p, Doc: i, Err: fmt.Errorf("%w: decode: %w", ErrInvalidPlan, err)})
+			continue
+		}
+		if head.Kind != KindCanaryPlan {
+			continue
+		}
+		plan, err := ParsePlan(doc)
+		if err != nil {
+			problems = append(problems, PlanProblem{Path: p, Doc: i, Name: head.Metadata.Name, Err: err})
+			continue
+		}
+		plans = append(plans, PlanEntry{Path: p, Doc: i, Plan: plan})
+	}
+	return plans, problems
+}
+
+// splitDocuments splits a YAML stream at its "---" lines, dropping
+// documents that hold only comments and blank lines.
+func splitDocuments(b []byte) [][]byte {
+	var docs [][]byte
+	var cur []byte
+	content := false
+	flush := func() {
+		if content {
+			docs = append(docs, cur)
+		}
+		cur, content = nil, false
+	}
+	for _, line := range bytes.SplitAfter(b, []byte("\n")) {
+		t := bytes.TrimSpace(line)
+		if bytes.Equal(t, []byte("---")) || bytes.HasPrefix(line, []byte("--- ")) {
+			flush()
+			continue
+		}
+		if len(t) > 0 && t[0] != '#' {
+			content = true
+		}
+		cur = append(cur, line...)
+	}
+	flush()
+	return docs
+}
+
+// refuseClaims moves to problems every plan that shares its name (and so
+// its state file), overlay or Argo CD Application with another: neither
+// is driven until one of them changes.
+func refuseClaims(plans []PlanEntry, problems []PlanProblem) ([]PlanEntry, []PlanProblem) {
+	claims := map[string][]int{}
+	for i, e := range plans {
+		s := e.Plan.Spec
+		for _, k := range []string{"state file " + StatePath(e.Plan.Metadata.Name), "overlay " + path.Clean(s.Overlay),
+			"Argo CD Application " + s.ArgoCD.Application} {
+			claims[k] = append(claims[k], i)
+		}
+	}
+	why := map[int][]error{}
+	for what, idx := range claims {
+		if len(idx) < 2 {
+			continue
+		}
+		for _, i := range idx {
+			var others []string
+			for _, j := range idx {
+				if j != i {
+					others = append(others, PlanProblem{Path: plans[j].Path, Doc: plans[j].Doc}.Where())
+				}
+			}
+			why[i] = append(why[i], fmt.Errorf("%s is also claimed by %s", what, strings.Join(others, ", ")))
+		}
+	}
+	var keep []PlanEntry
+	for i, e := range plans {
+		if errs := why[i]; len(errs) > 0 {
+			slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+			problems = append(problems, PlanProblem{Path: e.Path, Doc: e.Doc, Name: e.Plan.Metadata.Name, Err: errors.Join(errs...)})
+			continue
+		}
+		keep = append(keep, e)
+	}
+	return keep, problems
+}

@@ -1,0 +1,132 @@
+package fleet
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/canarybot/canarybot/pkg/canary"
+)
+
+// One fleet serves two repositories: every valid plan in each is rolled
+// out to promotion with each transition committed exactly once; a plan in
+// a multi-document file is found; an invalid plan and two plans claiming
+// one overlay are reported by file and the others go on; a plan added by
+// a later commit is picked up without a restart.
+func TestFleetDrivesEveryPlanOfEveryRepository(t *testing.T) {
+	steps := []string{"setWeight: 20", "setWeight: 60", "setWeight: 100"}
+	platform := newRemote(t, map[string]string{
+		".canarybot/plans/qwen.yaml":   planYAML("qwen", steps...),
+		".canarybot/plans/team/b.yaml": planYAML("llama", steps...) + "---\n" + planYAML("mistral", steps...),
+		"README.md":                    "platform gitops\n",
+	})
+	fraud := newRemote(t, map[string]string{
+		".canarybot/config.yaml":   "apiVersion: canarybot.dev/v1alpha1\nkind: RepositoryConfig\nspec: {plansDir: deploy/plans}\n",
+		"deploy/plans/fraud.yaml":  planYAML("fraud", steps...),
+		"deploy/plans/broken.yaml": strings.Replace(planYAML("broken", steps...), "setWeight: 20", "setWeight: twenty", 1),
+		"deploy/plans/dup-a.yaml":  planYAML("dup-a", steps...),
+		"deploy/plans/dup-b.yaml":  strings.Replace(planYAML("dup-b", steps...), "overlay: overlays/dup-b", "overlay: overlays/dup-a", 1),
+	})
+	logs := &logBuffer{}
+	f, _ := newFleet(t, 200*time.Millisecond, logs, map[string]*remote{"acme/platform": platform, "acme/fraud": fraud})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	eventually(t, "every valid plan promoted", time.Minute, func() bool {
+		return promoted(platform, "qwen", "llama", "mistral")() && promoted(fraud, "fraud")()
+	})
+	platform.commit("add a plan", map[string]string{".canarybot/plans/gemma.yaml": planYAML("gemma", steps...)}, nil)
+	eventually(t, "the plan added by a commit promoted", time.Minute, promoted(platform, "gemma"))
+
+	for _, rm := range []*remote{platform, fraud} {
+		for key, n := range rm.transitions() {
+			if n != 1 {
+				t.Errorf("transition %s committed %d times", key, n)
+			}
+		}
+	}
+	want := map[string]int{"qwen/start/0": 1, "qwen/advance/1": 1, "qwen/advance/2": 1, "qwen/promote/2": 1}
+	got := platform.transitions()
+	for key := range want {
+		if got[key] != 1 {
+			t.Errorf("transition %s: %d commits; all: %v", key, got[key], got)
+		}
+	}
+	for _, p := range []string{"broken", "dup-a", "dup-b"} {
+		if st := fraud.state(p); st != nil {
+			t.Errorf("invalid plan %s was driven: %+v", p, st.Status)
+		}
+	}
+	out := logs.String()
+	for _, wantLog := range []string{
+		`file=deploy/plans/broken.yaml`, `spec.steps[0].setWeight: want an integer, got \"twenty\"`,
+		`file=deploy/plans/dup-b.yaml`, `overlay overlays/dup-a is also claimed by deploy/plans/dup-a.yaml`,
+		`msg="driving plan" repo=acme/platform plan=gemma`,
+	} {
+		if !strings.Contains(out, wantLog) {
+			t.Errorf("log lacks %q", wantLog)
+		}
+	}
+	if n := strings.Count(out, "file=deploy/plans/broken.yaml"); n != 1 {
+		t.Errorf("the invalid plan was reported %d times, want once (until it changes)", n)
+	}
+}
+
+// A plan deleted mid-rollout is held where it is: no revert, no further
+// step, its state file stays. A wake-up reaches only the plans it names.
+func TestFleetHoldsADeletedPlanAndWakesOnlyWhomItNames(t *testing.T) {
+	rm := newRemote(t, map[string]string{
+		".canarybot/plans/held.yaml":  planYAML("held", "setWeight: 10", "pause: {duration: 1h}", "setWeight: 100"),
+		".canarybot/plans/other.yaml": planYAML("other", "setWeight: 10", "pause: {duration: 1h}", "setWeight: 100"),
+	})
+	logs := &logBuffer{}
+	// A long poll: after their first ticks, plans move only when woken.
+	f, fk := newFleet(t, time.Hour, logs, map[string]*remote{"acme/gitops": rm})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	paused := func(plan string) func() bool {
+		return func() bool {
+			st := rm.state(plan)
+			return st != nil && st.Status.StepIndex == 1 && st.Status.Phase == canary.PhaseProgressing
+		}
+	}
+	eventually(t, "both plans pausing at step 1", time.Minute, func() bool { return paused("held")() && paused("other")() })
+	before := rm.git(rm.bare, "rev-parse", "main")
+
+	rm.commit("retire held", nil, []string{".canarybot/plans/held.yaml"})
+	f.Wake(func(_ string, p *canary.CanaryPlan) bool { return p.Metadata.Name == "other" })
+	eventually(t, "the deletion reported", 30*time.Second, func() bool {
+		return strings.Contains(logs.String(), "plan deleted mid-rollout; held where it is, not reverted")
+	})
+	otherTicks, heldTicks := fk.ticks("other"), fk.ticks("held")
+	for range 3 {
+		f.Wake(func(_ string, p *canary.CanaryPlan) bool { return p.Metadata.Name == "other" })
+		eventually(t, "the woken plan ticked", 30*time.Second, func() bool { return fk.ticks("other") > otherTicks })
+		otherTicks = fk.ticks("other")
+	}
+	if fk.ticks("held") != heldTicks {
+		t.Errorf("the deleted plan ticked %d more times", fk.ticks("held")-heldTicks)
+	}
+	if st := rm.state("held"); st == nil || st.Status.StepIndex != 1 || st.Status.Weight != 10 {
+		t.Errorf("the deleted plan's state moved: %+v", st)
+	}
+	for key := range rm.transitions() {
+		if strings.HasPrefix(key, "held/") && !strings.HasSuffix(key, "/0") && !strings.HasPrefix(key, "held/advance/1") {
+			t.Errorf("a transition after the deletion: %s", key)
+		}
+	}
+	if commits := rm.git(rm.bare, "rev-list", "--count", before+"..main"); commits != "1" {
+		t.Errorf("%s commits since both paused, want only the human's deletion", commits)
+	}
+}
