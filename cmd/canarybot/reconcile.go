@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -27,20 +28,30 @@ type reconcileOptions struct {
 	argo                                argocd.ClientOptions
 	argoTokenEnv                        string
 	registryInsecure, autoApprove, once bool
-	poll                                time.Duration
+	poll, minPoll                       time.Duration
+	workers                             int
 	hooks                               hookOptions
 }
 
 func newReconcile(g *globals) *cobra.Command {
 	o := &reconcileOptions{}
 	c := &cobra.Command{
-		Use:   "reconcile --repo URL --dir DIR --plan PATH --prometheus URL --argocd-server HOST:PORT",
-		Short: "Drive one plan's rollout: watch the registry, commit each step, wait for Argo CD, judge the gates",
-		Args:  cobra.NoArgs,
+		Use: "reconcile --repo URL [--repo URL…] --dir DIR [--plan PATH] --prometheus URL --argocd-server HOST:PORT",
+		Short: "Drive rollouts: every plan under .canarybot/plans/ of each --repo (or one --plan): " +
+			"watch the registry, commit each step, wait for Argo CD, judge the gates",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
 			if err != nil {
 				return err
+			}
+			if o.hooks.listen != "" {
+				if _, err := o.hooks.check(); err != nil {
+					return err
+				}
+			}
+			if o.plan == "" {
+				return o.runFleet(cmd.Context(), log, g.stdout)
 			}
 			return o.run(cmd.Context(), log, g.stdout)
 		},
@@ -48,10 +59,15 @@ func newReconcile(g *globals) *cobra.Command {
 	f := c.Flags()
 	o.addFlags(f)
 	o.addEngineFlags(f)
+	f.Lookup("repo").Usage = "GitOps repo URL: file://, a local path, or http(s)://; repeat it to serve several (required)"
+	f.Lookup("dir").Usage = "where clones are kept between runs: the clone itself with --plan, else one clone per --repo under it (required)"
+	f.Lookup("plan").Usage = "drive only the CanaryPlan at this repo path (one --repo); without it every plan the repos hold is driven"
 	f.BoolVar(&o.autoApprove, "auto-approve", false, "approve pause-until-approved steps without a reviewer")
-	f.BoolVar(&o.once, "once", false, "run one reconcile and exit")
+	f.BoolVar(&o.once, "once", false, "run one reconcile of every plan and exit")
+	f.IntVar(&o.workers, "workers", 16, "plans reconciled at once, across all repos")
 	f.StringVar(&o.hooks.listen, "listen", "", "serve registry webhooks on this address (/hooks/registry, /hooks/mlflow)")
-	f.StringVar(&o.hooks.registryToken, "registry-webhook-token-env", "", "environment variable holding the bearer token Docker Distribution sends")
+	f.StringVar(&o.hooks.registryToken, "registry-webhook-token-env", "", "environment variable holding the bearer token Docker Distribution sends (required with --listen)")
+	f.BoolVar(&o.hooks.insecure, "registry-webhook-insecure", false, "with --listen, accept registry notifications without a token")
 	f.StringVar(&o.hooks.mlflowSecretEnv, "mlflow-webhook-secret-env", "", "environment variable holding the MLflow webhook secret")
 	for _, req := range append(requiredGitFlags(), "prometheus", "argocd-server") {
 		_ = c.MarkFlagRequired(req)
@@ -70,6 +86,7 @@ func (o *reconcileOptions) addEngineFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.argo.GRPCWeb, "argocd-grpc-web", false, "use grpc-web")
 	f.BoolVar(&o.registryInsecure, "registry-insecure", false, "talk plain HTTP to the OCI registry")
 	f.DurationVar(&o.poll, "poll", 30*time.Second, "longest wait between reconciles")
+	f.DurationVar(&o.minPoll, "min-poll", time.Second, "shortest wait between reconciles of a plan, and between fetches of a repo")
 }
 
 func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, out io.Writer) error {
@@ -84,11 +101,13 @@ func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, out io.Wri
 	if err != nil {
 		return err
 	}
-	eng, closeEngine, err := o.newEngine(repo, repo.Contains, log)
+	ad, err := o.adapters(log)
 	if err != nil {
 		return err
 	}
-	defer closeEngine()
+	defer ad.close()
+	eng := ad.engine(repo, repo.Contains, log)
+	eng.PlanPath = o.plan
 	eng.Approvals = &flagApprovals{auto: o.autoApprove, log: log}
 	if o.once {
 		r, err := eng.Tick(ctx)
@@ -101,50 +120,61 @@ func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, out io.Wri
 	if o.hooks.listen != "" {
 		waker := notify.NewWaker()
 		eng.Wake = waker.C()
-		errc := make(chan error, 1)
-		go func() { errc <- serveHooks(ctx, o.hooks, plan, waker.Wake, log) }()
-		select {
-		case err := <-errc:
-			if err != nil {
-				return err
-			}
-		case <-time.After(100 * time.Millisecond):
+		w := hookWaker{oci: func(string) bool { waker.Wake(); return true }, mlflow: func(string) bool { waker.Wake(); return true }}
+		if err := startHooks(ctx, o.hooks, []*canary.CanaryPlan{plan}, w, log); err != nil {
+			return err
 		}
 	}
 	return eng.Run(ctx)
 }
 
-// newEngine wires an engine over repo with the adapters the flags name;
-// the caller sets Approvals (and Signals, Wake, OnTick as it needs).
-func (o *reconcileOptions) newEngine(repo canary.Repo, contains func(context.Context, string, string) (bool, error),
-	log *slog.Logger) (*canary.Engine, func(), error) {
+// adapters are the engine's edges shared by every plan of the process:
+// one Argo CD client, one Prometheus API, one watcher per registry kind,
+// one renderer.
+type adapters struct {
+	o        *reconcileOptions
+	argo     *argocd.Client
+	q        promv1.API
+	sources  registry.Sources
+	renderer *kustomize.Renderer
+}
+
+func (o *reconcileOptions) adapters(log *slog.Logger) (*adapters, error) {
 	o.argo.Token = os.Getenv(o.argoTokenEnv)
 	argo, err := argocd.NewClient(o.argo)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	q, err := gates.NewPrometheusAPI(o.prometheus, nil)
 	if err != nil {
 		_ = argo.Close()
-		return nil, nil, fmt.Errorf("--prometheus: %w", err)
+		return nil, fmt.Errorf("--prometheus: %w", err)
 	}
 	var ociOpts []oci.Option
 	if o.registryInsecure {
 		ociOpts = append(ociOpts, oci.WithInsecure())
 	}
-	renderer := kustomize.NewRenderer(kustomize.NewBuilder())
-	eng := &canary.Engine{
-		PlanPath: o.plan, Repo: repo, Renderer: renderer,
-		Sync:  &argocd.Waiter{Source: argo, Contains: contains},
-		Gates: gates.ForPrometheus(q, log),
-		Artifacts: registry.Sources{
+	return &adapters{o: o, argo: argo, q: q, renderer: kustomize.NewRenderer(kustomize.NewBuilder()),
+		sources: registry.Sources{
 			OCI:    oci.NewWatcher(append(ociOpts, oci.WithLogger(log))...),
 			MLflow: mlflow.NewWatcher(mlflow.WithLogger(log)),
-		},
-		Stable: renderer.Stable,
-		Clock:  canary.SystemClock{}, Log: log, Poll: o.poll, MinPoll: time.Second,
+		}}, nil
+}
+
+func (a *adapters) close() { _ = a.argo.Close() }
+
+// engine wires an engine over repo; the caller sets what picks the plan
+// and Approvals (and Signals, Wake, OnTick as it needs).
+func (a *adapters) engine(repo canary.Repo, contains func(context.Context, string, string) (bool, error),
+	log *slog.Logger) *canary.Engine {
+	return &canary.Engine{
+		Repo: repo, Renderer: a.renderer,
+		Sync:      &argocd.Waiter{Source: a.argo, Contains: contains},
+		Gates:     gates.ForPrometheus(a.q, log),
+		Artifacts: a.sources,
+		Stable:    a.renderer.Stable,
+		Clock:     canary.SystemClock{}, Log: log, Poll: a.o.poll, MinPoll: a.o.minPoll,
 	}
-	return eng, func() { _ = argo.Close() }, nil
 }
 
 // flagApprovals approves every step when --auto-approve is set, and

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/canarybot/canarybot/pkg/canary"
@@ -19,26 +20,74 @@ import (
 type hookOptions struct {
 	listen          string
 	registryToken   string // env var name
+	insecure        bool
 	mlflowSecretEnv string
 }
 
-// serveHooks serves /hooks/registry (Docker Distribution notifications)
-// and, with a secret, /hooks/mlflow (MLflow model-registry webhooks). Each
-// accepted event for the plan's model wakes the engine at once, instead of
-// at its next poll. It returns when ctx ends.
-func serveHooks(ctx context.Context, o hookOptions, plan *canary.CanaryPlan, wake func(), log *slog.Logger) error {
-	mux := http.NewServeMux()
-	if src := plan.Spec.Model.Source.OCI; src != nil {
-		mux.Handle("/hooks/registry", &notify.DistributionHandler{
-			Repositories: []string{src.Repository}, Wake: wake, Token: os.Getenv(o.registryToken), Log: log})
+// hookWaker wakes the plans an event concerns and reports whether any
+// does: oci by repository path (as Distribution names it), mlflow by
+// registered model name.
+type hookWaker struct {
+	oci, mlflow func(string) bool
+}
+
+// check refuses to serve /hooks/registry without a token unless the
+// operator said so: anyone who reaches the port could wake the bot.
+func (o hookOptions) check() (token string, err error) {
+	switch {
+	case o.registryToken != "":
+		token = os.Getenv(o.registryToken)
+		if token == "" {
+			return "", fmt.Errorf("--registry-webhook-token-env %s: the variable is empty", o.registryToken)
+		}
+		return token, nil
+	case o.insecure:
+		return "", nil
 	}
-	if src := plan.Spec.Model.Source.MLflow; src != nil && o.mlflowSecretEnv != "" {
+	return "", errors.New("--listen serves /hooks/registry, which needs a bearer token: " +
+		"set --registry-webhook-token-env (and the same token in the registry's notification endpoint), " +
+		"or pass --registry-webhook-insecure to accept unauthenticated notifications")
+}
+
+// startHooks serves /hooks/registry (Docker Distribution notifications)
+// and, with a secret, /hooks/mlflow (MLflow model-registry webhooks) until
+// ctx ends. An accepted event wakes the plans it concerns at once, instead
+// of at their next poll. With plans given, only their registries are
+// watched; with none, every event is offered to w.
+func startHooks(ctx context.Context, o hookOptions, plans []*canary.CanaryPlan, w hookWaker, log *slog.Logger) error {
+	token, err := o.check()
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	dist := &notify.DistributionHandler{WakeRepository: w.oci, Token: token, Log: log}
+	models := []string(nil)
+	for _, p := range plans {
+		if src := p.Spec.Model.Source.OCI; src != nil {
+			dist.Repositories = append(dist.Repositories, src.Repository)
+		}
+		if src := p.Spec.Model.Source.MLflow; src != nil {
+			models = append(models, src.Model)
+		}
+	}
+	if plans != nil {
+		watched := dist.Repositories
+		dist.WakeRepository = func(path string) bool {
+			return slices.ContainsFunc(watched, func(r string) bool { return notify.RepositoryPath(r) == path }) && w.oci(path)
+		}
+	}
+	mux.Handle("/hooks/registry", dist)
+	if o.mlflowSecretEnv != "" {
 		secret := os.Getenv(o.mlflowSecretEnv)
 		if secret == "" {
 			return fmt.Errorf("--mlflow-webhook-secret-env %s: the variable is empty", o.mlflowSecretEnv)
 		}
-		h, err := mlflow.NewWebhookHandler(mlflow.WebhookConfig{Secret: []byte(secret), Models: []string{src.Model},
-			Wake: wake, Clock: canary.SystemClock{}, Log: log})
+		wake := w.mlflow
+		if plans != nil {
+			wake = func(m string) bool { return slices.Contains(models, m) && w.mlflow(m) }
+		}
+		h, err := mlflow.NewWebhookHandler(mlflow.WebhookConfig{Secret: []byte(secret), WakeModel: wake,
+			Clock: canary.SystemClock{}, Log: log})
 		if err != nil {
 			return err
 		}
@@ -48,7 +97,8 @@ func serveHooks(ctx context.Context, o hookOptions, plan *canary.CanaryPlan, wak
 	if err != nil {
 		return fmt.Errorf("listen for webhooks on %s: %w", o.listen, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -56,9 +106,11 @@ func serveHooks(ctx context.Context, o hookOptions, plan *canary.CanaryPlan, wak
 		_ = srv.Shutdown(shut)
 	}()
 	log.Info("serving webhooks", "addr", ln.Addr().String())
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve webhooks: %w", err)
-	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("webhook server stopped", "err", err)
+		}
+	}()
 	return nil
 }
 

@@ -39,9 +39,9 @@ func newRetry(g *globals) *cobra.Command {
 	}
 	f := c.Flags()
 	o.addFlags(f)
-	f.StringVar(&o.artifact, "artifact", "", "the reverted artifact's pinned URI, as `canarybot status` lists it (required)")
+	f.StringVar(&o.artifact, "artifact", "", "the reverted artifact's pinned `URI`, as 'canarybot status' lists it (required)")
 	f.StringVar(&o.reason, "reason", "", "why it deserves another try; recorded in the commit and the history")
-	for _, req := range append(requiredGitFlags(), "artifact") {
+	for _, req := range append(requiredGitFlags(), "plan", "artifact") {
 		_ = c.MarkFlagRequired(req)
 	}
 	return c

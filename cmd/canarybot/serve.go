@@ -61,7 +61,7 @@ func newServe(g *globals) *cobra.Command {
 	f.StringVar(&o.mergeMethod, "merge-method", github.MergeSquash, "how canarybot merges its PRs: squash, merge or rebase")
 	f.BoolVar(&o.revertNeedsApproval, "revert-needs-approval", false, "keep revert PRs open until a reviewer approves")
 	f.DurationVar(&o.sweep, "sweep", 5*time.Minute, "how often to recover missed webhook deliveries")
-	for _, req := range append(requiredGitFlags(), "prometheus", "argocd-server", "github-repository") {
+	for _, req := range append(requiredGitFlags(), "plan", "prometheus", "argocd-server", "github-repository") {
 		_ = c.MarkFlagRequired(req)
 	}
 	return c
@@ -124,7 +124,11 @@ func (o *serveOptions) run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	repo, err := gitops.Open(ctx, gitops.Options{URL: o.repo, Branch: o.branch, Dir: o.dir, Logger: log,
+	url, err := o.repo()
+	if err != nil {
+		return err
+	}
+	repo, err := gitops.Open(ctx, gitops.Options{URL: url, Branch: o.branch, Dir: o.dir, Logger: log,
 		TokenSource: sess.GitToken, AuthorName: sess.Login, AuthorEmail: "canarybot@users.noreply.github.com"})
 	if err != nil {
 		return err
@@ -150,11 +154,13 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger, sess *github
 		Plan: ref, Local: repo, MergeMethod: o.mergeMethod, RevertNeedsApproval: o.revertNeedsApproval,
 		Status: func(ctx context.Context, _ string) (string, error) { return planStatus(ctx, repo, o.plan) },
 		Wake:   waker.Wake, Log: log})
-	eng, closeEngine, err := o.newEngine(bot.Publisher, repo.Contains, log)
+	ad, err := o.adapters(log)
 	if err != nil {
 		return err
 	}
-	defer closeEngine()
+	defer ad.close()
+	eng := ad.engine(bot.Publisher, repo.Contains, log)
+	eng.PlanPath = o.plan
 	eng.Approvals, eng.Signals, eng.Wake, eng.OnTick = bot.Publisher, bot.ChatOps, waker.C(), bot.OnTick(ctx)
 	mux := http.NewServeMux()
 	mux.Handle("POST /webhooks/github", bot.Handler)

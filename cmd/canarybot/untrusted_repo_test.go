@@ -53,3 +53,30 @@ func TestReconcileRefusesSymlinkedPlans(t *testing.T) {
 		}
 	}
 }
+
+// Anyone who can reach --listen could wake the bot: without a registry
+// token it refuses to start, unless told to accept unauthenticated
+// notifications.
+func TestReconcileListenNeedsARegistryToken(t *testing.T) {
+	bare := retryRemote(t, false)
+	base := []string{"reconcile", "--repo", bare, "--dir", t.TempDir(), "--prometheus", "http://127.0.0.1:1",
+		"--argocd-server", "127.0.0.1:1", "--argocd-plaintext", "--listen", "127.0.0.1:0"}
+	for _, tc := range []struct {
+		extra []string
+		env   string
+		want  string
+	}{
+		{nil, "", "--listen serves /hooks/registry, which needs a bearer token"},
+		{[]string{"--registry-webhook-token-env", "HOOK_TOKEN"}, "", "--registry-webhook-token-env HOOK_TOKEN: the variable is empty"},
+		// Past the token check, it gets as far as dialling Argo CD.
+		{[]string{"--registry-webhook-token-env", "HOOK_TOKEN"}, "s3cret", "argocd"},
+		{[]string{"--registry-webhook-insecure"}, "", "argocd"},
+	} {
+		cmd := exec.Command(binPath, append(base, tc.extra...)...)
+		cmd.Env = append(os.Environ(), "HOOK_TOKEN="+tc.env)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%v: err %v, want %q in:\n%s", tc.extra, err, tc.want, out)
+		}
+	}
+}

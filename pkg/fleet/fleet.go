@@ -136,15 +136,32 @@ func (f *Fleet) Repositories() []string {
 	return names
 }
 
-// Wake makes every plan for which match reports true due now, and its
-// repository fetched first. Wake-ups are coalesced: a burst wakes each
-// plan once. match receives the repository name and the plan.
-func (f *Fleet) Wake(match func(repo string, plan *canary.CanaryPlan) bool) {
+// Wake makes every plan for which match reports true due, and its
+// repository fetched first, and returns how many plans it woke (as of the
+// last discovery). Wake-ups are coalesced and rate-limited per plan: a
+// burst of notifications starts at most one tick of a plan per MinPoll.
+// match receives the repository name and the plan.
+func (f *Fleet) Wake(match func(repo string, plan *canary.CanaryPlan) bool) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	n := 0
 	for _, r := range f.repos {
-		r.wake(match)
+		c := r.catalog.latest()
+		if c == nil {
+			continue
+		}
+		hits := 0
+		for _, e := range c.Plans {
+			if match(r.name, e.Plan) {
+				hits++
+			}
+		}
+		if hits > 0 {
+			r.wake(match)
+			n += hits
+		}
 	}
+	return n
 }
 
 // Run drives every repository until ctx ends, then waits for running ticks.

@@ -194,10 +194,14 @@ func (l *logBuffer) String() string {
 // newFleet serves the remotes with real clones, the fakes and the wall
 // clock.
 func newFleet(t *testing.T, poll time.Duration, logs *logBuffer, rms map[string]*remote) (*Fleet, *fakes) {
+	return newFleetWith(t, poll, 20*time.Millisecond, canary.SystemClock{}, logs, rms)
+}
+
+func newFleetWith(t *testing.T, poll, minPoll time.Duration, clock canary.Clock, logs *logBuffer, rms map[string]*remote) (*Fleet, *fakes) {
 	t.Helper()
 	fk := &fakes{ticked: map[string]int{}}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	f, err := New(Config{Workers: 4, Poll: poll, MinPoll: 20 * time.Millisecond, Clock: canary.SystemClock{}, Log: log,
+	f, err := New(Config{Workers: 4, Poll: poll, MinPoll: minPoll, Clock: clock, Log: log,
 		NewEngine: func(repo string, plan *canary.CanaryPlan) *canary.Engine {
 			return &canary.Engine{Renderer: fk, Sync: fk, Gates: fk, Approvals: fk, Artifacts: fk,
 				Stable: func(context.Context, canary.Tree, *canary.CanaryPlan) (canary.Artifact, error) {
@@ -242,4 +246,50 @@ func promoted(rm *remote, plans ...string) func() bool {
 		}
 		return true
 	}
+}
+
+// manualClock moves only when told: After's channels fire when Advance
+// passes their deadline.
+type manualClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []manualTimer
+}
+
+type manualTimer struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *manualClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	if d <= 0 {
+		ch <- c.now
+		return ch
+	}
+	c.timers = append(c.timers, manualTimer{at: c.now.Add(d), ch: ch})
+	return ch
+}
+
+func (c *manualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	keep := c.timers[:0]
+	for _, tm := range c.timers {
+		if tm.at.After(c.now) {
+			keep = append(keep, tm)
+			continue
+		}
+		tm.ch <- c.now
+	}
+	c.timers = keep
 }

@@ -130,3 +130,48 @@ func TestFleetHoldsADeletedPlanAndWakesOnlyWhomItNames(t *testing.T) {
 		t.Errorf("%s commits since both paused, want only the human's deletion", commits)
 	}
 }
+
+// A burst of wake-ups (a registry that notifies on every push, or anyone
+// who can reach the hook) starts at most one tick of a plan per MinPoll.
+func TestFleetWakeUpsAreCoalescedPerMinPoll(t *testing.T) {
+	rm := newRemote(t, map[string]string{
+		".canarybot/plans/p.yaml": planYAML("p", "setWeight: 10", "pause: {duration: 1h}", "setWeight: 100"),
+	})
+	clock := &manualClock{now: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	f, fk := newFleetWith(t, 24*time.Hour, time.Minute, clock, &logBuffer{}, map[string]*remote{"acme/gitops": rm})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, "the plan pausing", time.Minute, func() bool {
+		st := rm.state("p")
+		return st != nil && st.Status.StepIndex == 1
+	})
+	settled := func() int {
+		n := fk.ticks("p")
+		time.Sleep(300 * time.Millisecond) // real time for any stray tick to show
+		return n
+	}
+	before := settled()
+	if after := fk.ticks("p"); after != before {
+		t.Fatalf("the plan kept ticking: %d then %d", before, after)
+	}
+	wakeAll := func() {
+		for range 100 {
+			if n := f.Wake(func(_ string, p *canary.CanaryPlan) bool { return p.Metadata.Name == "p" }); n != 1 {
+				t.Fatalf("Wake woke %d plans, want 1", n)
+			}
+		}
+	}
+	for round := 1; round <= 3; round++ {
+		wakeAll() // within MinPoll of the last tick: nothing yet
+		if n := settled(); n != before+round-1 {
+			t.Fatalf("round %d: %d ticks before MinPoll passed, want %d", round, n, before+round-1)
+		}
+		clock.Advance(time.Minute)
+		eventually(t, "the woken tick", 30*time.Second, func() bool { return fk.ticks("p") == before+round })
+		if n := settled(); n != before+round {
+			t.Fatalf("round %d: 100 wake-ups started %d ticks, want 1", round, n-before-round+1)
+		}
+	}
+}

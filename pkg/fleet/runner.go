@@ -40,6 +40,7 @@ type planRun struct {
 	name     string
 	eng      *canary.Engine
 	due      time.Time
+	started  time.Time
 	running  bool
 	failures int
 	// gone is set when the plan left the catalog while its tick ran.
@@ -268,7 +269,7 @@ func (r *repoRunner) dispatch(ctx context.Context) {
 		if p.running || p.gone || p.due.After(now) {
 			continue
 		}
-		p.running = true
+		p.running, p.started = true, now
 		go func() {
 			rep, err := r.f.tick(ctx, p)
 			// The loop, drain or once receives every tick it started.
@@ -328,6 +329,9 @@ func (r *repoRunner) applyWake(m func(string, *canary.CanaryPlan) bool) {
 	for _, e := range c.Plans {
 		if p, ok := r.plans[e.Plan.Metadata.Name]; ok && m(r.name, e.Plan) {
 			p.due, r.forceFetch = now, true
+			if next := p.started.Add(r.f.cfg.MinPoll); next.After(now) {
+				p.due = next // at most one tick per MinPoll, however many wake-ups
+			}
 		}
 	}
 }

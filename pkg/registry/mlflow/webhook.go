@@ -120,6 +120,7 @@ type WebhookHandler struct {
 	secret    []byte
 	models    map[string]bool
 	wake      func()
+	wakeModel func(string) bool
 	clock     canary.Clock
 	tolerance time.Duration
 	maxBytes  int64
@@ -136,8 +137,12 @@ type WebhookConfig struct {
 	// Models are the registered model names whose events wake.
 	Models []string
 	// Wake is called once per accepted event about a watched model.
-	Wake  func()
-	Clock canary.Clock
+	Wake func()
+	// WakeModel, when set, replaces Models and Wake: it is called once per
+	// accepted event with the model's name, wakes whoever watches it, and
+	// reports whether anyone does.
+	WakeModel func(name string) bool
+	Clock     canary.Clock
 	// Tolerance bounds the age (and clock skew) of X-MLflow-Timestamp;
 	// DefaultTolerance when zero.
 	Tolerance time.Duration
@@ -148,10 +153,10 @@ type WebhookConfig struct {
 
 // NewWebhookHandler returns a handler; Secret, Wake and Clock are required.
 func NewWebhookHandler(c WebhookConfig) (*WebhookHandler, error) {
-	if len(c.Secret) == 0 || c.Wake == nil || c.Clock == nil {
-		return nil, errors.New("mlflow webhook: Secret, Wake and Clock are required")
+	if len(c.Secret) == 0 || (c.Wake == nil && c.WakeModel == nil) || c.Clock == nil {
+		return nil, errors.New("mlflow webhook: Secret, Wake (or WakeModel) and Clock are required")
 	}
-	h := &WebhookHandler{secret: c.Secret, models: map[string]bool{}, wake: c.Wake, clock: c.Clock,
+	h := &WebhookHandler{secret: c.Secret, models: map[string]bool{}, wake: c.Wake, wakeModel: c.WakeModel, clock: c.Clock,
 		tolerance: c.Tolerance, maxBytes: c.MaxBytes, log: c.Log, seen: map[string]time.Time{}}
 	for _, m := range c.Models {
 		h.models[m] = true
@@ -195,10 +200,17 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		notify.WriteError(w, http.StatusBadRequest, "%s", err)
 		return
 	}
-	matched := ev.wakes() && h.models[ev.Data.Name]
+	var matched bool
+	switch {
+	case !ev.wakes():
+	case h.wakeModel != nil:
+		matched = h.wakeModel(ev.Data.Name)
+	case h.models[ev.Data.Name]:
+		matched = true
+		h.wake()
+	}
 	if matched {
 		h.log.Info("MLflow event", "event", ev.Name(), "model", ev.Data.Name, "version", ev.Data.Version, "delivery", id)
-		h.wake()
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"event": ev.Name(), "matched": matched})

@@ -226,3 +226,24 @@ func mlflowtestServerWithSecret(url string, key []byte) *mlflowtest.Server {
 		"model_version_tag.deleted", "model_version_alias.created", "model_version_alias.deleted")
 	return fake
 }
+
+// With WakeModel, the caller decides which models are watched.
+func TestWebhookRoutesByModel(t *testing.T) {
+	var offered []string
+	h, err := mlflow.NewWebhookHandler(mlflow.WebhookConfig{Secret: secret, Clock: fixedClock{now},
+		WakeModel: func(m string) bool { offered = append(offered, m); return m == "fraud" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	fake := mlflowtestServer(srv.URL)
+	fake.CreateModelVersion("fraud", "runs:/a/model", store("1"), nil)
+	fake.CreateModelVersion("other-model", "runs:/b/model", store("b"), nil)
+	if got := strings.Join(offered, ","); got != "fraud,other-model" {
+		t.Errorf("offered %s, want each event's model once", got)
+	}
+	if _, err := mlflow.NewWebhookHandler(mlflow.WebhookConfig{Secret: secret, Clock: fixedClock{now}}); err == nil {
+		t.Error("a handler with neither Wake nor WakeModel was accepted")
+	}
+}

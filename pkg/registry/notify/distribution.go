@@ -36,6 +36,10 @@ type DistributionHandler struct {
 	Repositories []string
 	// Wake is called at most once per request, when an event matched.
 	Wake func()
+	// WakeRepository, when set, replaces Repositories and Wake: it is
+	// called once per pushed repository path of a request, wakes whoever
+	// watches it, and reports whether anyone does.
+	WakeRepository func(path string) bool
 	// Token, when set, must arrive as "Authorization: Bearer <Token>".
 	Token string
 	// MaxBytes bounds the body; DefaultMaxBytes when zero.
@@ -73,21 +77,32 @@ func (h *DistributionHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	matched := 0
+	woken := map[string]bool{}
 	for _, ev := range env.ManifestPushes() {
-		if h.watches(ev.Target.Repository) {
+		repo := ev.Target.Repository
+		watched, seen := woken[repo]
+		if !seen {
+			watched = h.watches(repo)
+			woken[repo] = watched
+		}
+		if watched {
 			matched++
-			log.Info("registry push", "repository", ev.Target.Repository, "tag", ev.Target.Tag, "digest", ev.Target.Digest)
+			log.Info("registry push", "repository", repo, "tag", ev.Target.Tag, "digest", ev.Target.Digest)
 		}
 	}
-	if matched > 0 && h.Wake != nil {
+	if matched > 0 && h.Wake != nil && h.WakeRepository == nil {
 		h.Wake()
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]int{"events": len(env.Events), "matched": matched})
 }
 
-// watches reports whether repo (a path, as events carry it) is watched.
+// watches reports whether repo (a path, as events carry it) is watched;
+// with WakeRepository, it wakes its watchers too.
 func (h *DistributionHandler) watches(repo string) bool {
+	if h.WakeRepository != nil {
+		return h.WakeRepository(repo)
+	}
 	for _, r := range h.Repositories {
 		if RepositoryPath(r) == repo {
 			return true

@@ -250,3 +250,26 @@ func TestRepositoryPath(t *testing.T) {
 		}
 	}
 }
+
+// With WakeRepository, every pushed repository of a batch is offered once
+// to the caller (a fleet routing to the plans that watch it).
+func TestDistributionHandlerRoutesByRepository(t *testing.T) {
+	batch := strings.Replace(pushEnvelope, `"id":"a"`, `"id":"a0"`, 1)
+	batch = strings.Replace(batch, `]}`, `,{"id":"d","action":"push","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333","repository":"models/other","tag":"v1"}}]}`, 1)
+	offered := map[string]int{}
+	h := &DistributionHandler{Token: "s3cret", WakeRepository: func(path string) bool {
+		offered[path]++
+		return path == "models/demo"
+	}}
+	req := httptest.NewRequest(http.MethodPost, "/hooks/registry", strings.NewReader(batch))
+	req.Header.Set("Content-Type", EventsMediaType)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"matched":1`) {
+		t.Errorf("answer %d %s, want 200 with one matched push", rec.Code, rec.Body)
+	}
+	if offered["models/demo"] != 1 || offered["models/other"] != 1 || len(offered) != 2 {
+		t.Errorf("offered %v, want each pushed repository once", offered)
+	}
+}
