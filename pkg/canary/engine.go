@@ -131,7 +131,7 @@ func (e *Engine) Tick(ctx context.Context) (Report, error) {
 		if r, err = e.commit(ctx, t, plan, st, obs, d, now); err != nil {
 			return r, err
 		}
-		if r.Commit.NoOp {
+		if r.Commit.NoOp || r.Commit.Pending != "" {
 			e.Log.Debug("nothing committed", "plan", r.Plan, "action", d.Action, "reason", r.Decision.Reason)
 			break
 		}
@@ -287,6 +287,15 @@ func (e *Engine) commit(ctx context.Context, seen Tree, plan *CanaryPlan, st *Ro
 		return r, fmt.Errorf("commit %s for %s: %w", d.Action, plan.Metadata.Name, err)
 	}
 	r.Commit = res
+	if res.Pending != "" {
+		wait := res.RetryAfter
+		if wait <= 0 {
+			wait = e.Poll
+		}
+		r.Decision = Decision{Action: ActWait, Reason: fmt.Sprintf("%s is ready, not committed yet: %s", d.Action, res.Pending),
+			Until: now.Add(wait)}
+		return r, nil
+	}
 	if !res.NoOp {
 		if err := e.Sync.Refresh(ctx, plan.Spec.ArgoCD.Application); err != nil {
 			e.Log.Warn("refresh after push failed; the deployer will poll", "app", plan.Spec.ArgoCD.Application, "err", err)

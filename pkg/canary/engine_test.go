@@ -291,3 +291,31 @@ func TestEngineWakeEndsTheWait(t *testing.T) {
 		t.Fatal("the wake did not trigger a tick")
 	}
 }
+
+// A change that is ready but cannot land yet (a PR waiting for a
+// reviewer, a merge blocked by checks) is waiting, not failing: Tick
+// returns no error, says why, and when to look again; nothing is logged as
+// a transition.
+func TestEnginePendingCommitIsAWaitNotAnError(t *testing.T) {
+	w := newWorld(t, nil)
+	var logs strings.Builder
+	w.engine.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	w.repo.TransactFn = func(ctx context.Context, fn TransactFunc) (CommitResult, error) {
+		if _, err := fn(ctx, Tree{Head: "head1", FS: os.DirFS(w.dir)}); err != nil {
+			return CommitResult{}, err
+		}
+		return CommitResult{Pending: "merge of PR #7 is blocked: required check pending", RetryAfter: 45 * time.Second}, nil
+	}
+	r, err := w.engine.Tick(context.Background())
+	if err != nil {
+		t.Fatalf("Tick: %v", err)
+	}
+	d := r.Decision
+	if d.Action != ActWait || !strings.Contains(d.Reason, "start is ready, not committed yet: merge of PR #7 is blocked") ||
+		!d.Until.Equal(t0.Add(45*time.Second)) {
+		t.Errorf("decision %+v", d)
+	}
+	if w.sync.refreshes != 0 || strings.Contains(logs.String(), "transition") {
+		t.Errorf("a pending change was treated as committed: %d refreshes, logs:\n%s", w.sync.refreshes, logs.String())
+	}
+}

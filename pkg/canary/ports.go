@@ -70,6 +70,12 @@ type CommitResult struct {
 	NoOp bool
 	// Attempts counts push attempts, including non-fast-forward retries.
 	Attempts int
+	// Pending, when set, says why the change is not committed yet although
+	// it is ready: a pull request waiting for a reviewer, a merge blocked by
+	// required checks. It is waiting, not failing. RetryAfter suggests when
+	// to look again; zero leaves it to the engine's poll.
+	Pending    string
+	RetryAfter time.Duration
 }
 
 // TransactFunc computes a change on a fresh checkout. It may be called

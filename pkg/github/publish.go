@@ -32,13 +32,10 @@ const (
 )
 
 // ErrMergeBlocked means GitHub refused the merge for now (required checks
-// pending, branch protection, a conflict). It is retryable: the engine
-// tries again on a later tick.
+// pending, branch protection, a conflict). Transact reports it as a
+// pending result, not an error: the engine looks again on a later tick.
 var ErrMergeBlocked = errors.New("merge blocked")
 
-// ErrAwaitingApproval means a PR waits for a reviewer before canarybot may
-// merge it.
-var ErrAwaitingApproval = errors.New("awaiting approval")
 
 // Local is the read side of the GitOps repo the publisher needs: a
 // checkout of the base branch and the change set at a revision.
@@ -125,10 +122,13 @@ func (p *Publisher) transactOnce(ctx context.Context, fn canary.TransactFunc) (c
 			return canary.CommitResult{}, err
 		}
 		if !ok {
-			return canary.CommitResult{}, fmt.Errorf("revert PR #%d: %w", pr.GetNumber(), ErrAwaitingApproval)
+			return canary.CommitResult{Pending: fmt.Sprintf("revert PR #%d waits for a reviewer's approval", pr.GetNumber())}, nil
 		}
 	}
 	sha, err := p.merge(ctx, pr, head, ch)
+	if errors.Is(err, ErrMergeBlocked) {
+		return canary.CommitResult{Pending: err.Error()}, nil
+	}
 	if err != nil {
 		return canary.CommitResult{}, err
 	}
