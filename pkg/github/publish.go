@@ -36,7 +36,6 @@ const (
 // pending result, not an error: the engine looks again on a later tick.
 var ErrMergeBlocked = errors.New("merge blocked")
 
-
 // Local is the read side of the GitOps repo the publisher needs: a
 // checkout of the base branch and the change set at a revision.
 type Local interface {
