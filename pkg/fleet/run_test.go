@@ -2,7 +2,9 @@ package fleet
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -172,6 +174,40 @@ func TestFleetWakeUpsAreCoalescedPerMinPoll(t *testing.T) {
 		eventually(t, "the woken tick", 30*time.Second, func() bool { return fk.ticks("p") == before+round })
 		if n := settled(); n != before+round {
 			t.Fatalf("round %d: 100 wake-ups started %d ticks, want 1", round, n-before-round+1)
+		}
+	}
+}
+
+// Two replicas, both active on the same repository with their own clones,
+// rely on the push as compare-and-swap: every transition is committed
+// exactly once, whoever commits it.
+func TestTwoActiveReplicasCommitEachTransitionOnce(t *testing.T) {
+	files := map[string]string{}
+	var names []string
+	for i := range 6 {
+		name := fmt.Sprintf("model-%d", i)
+		names = append(names, name)
+		files[".canarybot/plans/"+name+".yaml"] = planYAML(name, "setWeight: 10", "setWeight: 30", "setWeight: 60", "setWeight: 100")
+	}
+	rm := newRemote(t, files)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 2 {
+		f, _ := newFleet(t, 100*time.Millisecond, &logBuffer{}, map[string]*remote{"acme/gitops": rm})
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = f.Run(ctx) }()
+	}
+	eventually(t, "every plan promoted", 2*time.Minute, promoted(rm, names...))
+	cancel()
+	wg.Wait()
+	got := rm.transitions()
+	if len(got) != 6*5 {
+		t.Errorf("%d distinct transitions, want %d: %v", len(got), 6*5, got)
+	}
+	for key, n := range got {
+		if n != 1 {
+			t.Errorf("transition %s committed %d times", key, n)
 		}
 	}
 }
