@@ -78,11 +78,12 @@ func (g *gitFlags) cloneDirs() (map[string]string, error) {
 	if len(g.repos) == 0 {
 		return nil, errors.New("--repo is required")
 	}
-	dirs := map[string]string{}
+	dirs, seen := map[string]string{}, map[string]bool{}
 	for _, u := range g.repos {
-		if _, dup := dirs[u]; dup {
+		if seen[redact.URL(u)] {
 			return nil, fmt.Errorf("--repo %s: given twice", redact.URL(u))
 		}
+		seen[redact.URL(u)] = true
 		sum := sha256.Sum256([]byte(u))
 		dirs[u] = filepath.Join(g.dir, repoLabel(u)+"-"+hex.EncodeToString(sum[:4]))
 	}

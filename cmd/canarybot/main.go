@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/canarybot/canarybot/pkg/redact"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -33,7 +35,9 @@ func main() {
 	case errors.As(err, &ee):
 		os.Exit(ee.code)
 	case err != nil:
-		fmt.Fprintln(os.Stderr, "error:", err)
+		// A URL given on the command line may carry a credential, and
+		// every client quotes the URL it dialled in its errors.
+		fmt.Fprintln(os.Stderr, "error:", redact.URL(err.Error()))
 		os.Exit(1)
 	}
 }
@@ -50,7 +54,29 @@ func (g *globals) logger() (*slog.Logger, error) {
 	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)
 	}
-	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl})), nil
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl, ReplaceAttr: redactAttr})), nil
+}
+
+// redactAttr hides the credentials of any URL in a log message or value:
+// a string, an error, or anything printed through its String method.
+// (Attrs inside groups come here one by one.)
+func redactAttr(_ []string, a slog.Attr) slog.Attr {
+	var s string
+	switch v := a.Value.Any().(type) {
+	case string:
+		s = v
+	case error, fmt.Stringer:
+		if a.Value.Kind() != slog.KindAny {
+			return a // a time or a duration
+		}
+		s = fmt.Sprint(v) // as the handler would print it, nil receivers included
+	default:
+		return a
+	}
+	if red := redact.URL(s); red != s {
+		a.Value = slog.StringValue(red)
+	}
+	return a
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {

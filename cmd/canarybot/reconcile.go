@@ -16,6 +16,7 @@ import (
 	"github.com/canarybot/canarybot/pkg/canary"
 	"github.com/canarybot/canarybot/pkg/gates"
 	"github.com/canarybot/canarybot/pkg/kustomize"
+	"github.com/canarybot/canarybot/pkg/redact"
 	"github.com/canarybot/canarybot/pkg/registry"
 	"github.com/canarybot/canarybot/pkg/registry/mlflow"
 	"github.com/canarybot/canarybot/pkg/registry/notify"
@@ -114,7 +115,7 @@ func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, out io.Wri
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "%s: %s (%s)\n", r.Plan, r.Decision.Action, r.Decision.Reason)
+		fmt.Fprintf(out, "%s: %s (%s)\n", r.Plan, r.Decision.Action, redact.URL(r.Decision.Reason))
 		return nil
 	}
 	if o.hooks.listen != "" {

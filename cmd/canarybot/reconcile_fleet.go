@@ -86,10 +86,10 @@ func printOnce(ctx context.Context, f *fleet.Fleet, out io.Writer) error {
 		switch {
 		case oc.Err != nil:
 			failed++
-			fmt.Fprintf(out, "%s %s: error: %s\n", oc.Repo, oc.Plan, oneLine(oc.Err))
+			fmt.Fprintf(out, "%s %s: error: %s\n", oc.Repo, oc.Plan, redact.URL(oneLine(oc.Err)))
 		default:
 			d := oc.Report.Decision
-			fmt.Fprintf(out, "%s %s: %s (%s)\n", oc.Repo, oc.Plan, d.Action, d.Reason)
+			fmt.Fprintf(out, "%s %s: %s (%s)\n", oc.Repo, oc.Plan, d.Action, redact.URL(d.Reason))
 		}
 	}
 	if len(outcomes) == 0 && err == nil {

@@ -39,8 +39,22 @@ func newRetry(g *globals) *cobra.Command {
 	}
 	f := c.Flags()
 	o.addFlags(f)
+	// Placeholders that say what to give, as Use does, rather than the
+	// flags' Go types (pflag takes the backquoted word; --repo is a
+	// stringArray, given once here).
+	for name, usage := range map[string]string{
+		"repo":          "the GitOps repo's `URL`: file://, a local path, or http(s):// (required)",
+		"dir":           "the working clone `DIR`, kept between runs (required)",
+		"plan":          "repo `PATH` of the CanaryPlan (required)",
+		"branch":        "the `BRANCH` canarybot commits to",
+		"git-token-env": "the `NAME` of the environment variable holding an http(s) git token",
+	} {
+		if fl := f.Lookup(name); fl != nil {
+			fl.Usage = usage
+		}
+	}
 	f.StringVar(&o.artifact, "artifact", "", "the reverted artifact's pinned `URI`, as 'canarybot status' lists it (required)")
-	f.StringVar(&o.reason, "reason", "", "why it deserves another try; recorded in the commit and the history")
+	f.StringVar(&o.reason, "reason", "", "`TEXT` saying why it deserves another try; recorded in the commit and the history")
 	for _, req := range append(requiredGitFlags(), "plan", "artifact") {
 		_ = c.MarkFlagRequired(req)
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 type statusOptions struct {
-	repo, branch, tokenEnv, plan string
+	repo, branch, gitTokenEnv, plan string
 }
 
 func newStatus(g *globals) *cobra.Command {
@@ -30,7 +30,13 @@ func newStatus(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&o.repo, "repo", "", "GitOps repo: file://, a local path, or http(s):// (required)")
 	c.Flags().StringVar(&o.branch, "branch", "main", "branch canarybot writes to")
-	c.Flags().StringVar(&o.tokenEnv, "token-env", "", "environment variable holding an http(s) token")
+	c.Flags().StringVar(&o.gitTokenEnv, "git-token-env", "", "environment variable holding an http(s) git token")
+	// --token-env was status's own name for --git-token-env; old scripts
+	// keep working, with pflag's notice on stderr (cobra would print it
+	// to stdout, before the status).
+	c.Flags().StringVar(&o.gitTokenEnv, "token-env", "", "environment variable holding an http(s) git token")
+	_ = c.Flags().MarkDeprecated("token-env", "use --git-token-env")
+	c.Flags().SetOutput(g.stderr)
 	c.Flags().StringVar(&o.plan, "plan", "", "show only this plan")
 	_ = c.MarkFlagRequired("repo")
 	return c
@@ -38,9 +44,9 @@ func newStatus(g *globals) *cobra.Command {
 
 func (o *statusOptions) run(ctx context.Context, out io.Writer) error {
 	opts := gitops.Options{URL: o.repo, Branch: o.branch}
-	if o.tokenEnv != "" {
-		if opts.Token = os.Getenv(o.tokenEnv); opts.Token == "" {
-			return fmt.Errorf("--token-env %s: the variable is empty", o.tokenEnv)
+	if o.gitTokenEnv != "" {
+		if opts.Token = os.Getenv(o.gitTokenEnv); opts.Token == "" {
+			return fmt.Errorf("--git-token-env %s: the variable is empty", o.gitTokenEnv)
 		}
 	}
 	r, err := gitops.OpenReadOnly(ctx, opts)
@@ -55,7 +61,7 @@ func (o *statusOptions) run(ctx context.Context, out io.Writer) error {
 		plans = []string{o.plan}
 	}
 	if len(plans) == 0 {
-		fmt.Fprintf(out, "no rollouts in %s (no %s/*.yaml on %s)\n", o.repo, canary.StateDir, o.branch)
+		fmt.Fprintf(out, "no rollouts in %s (no %s/*.yaml on %s)\n", gitops.RedactURL(o.repo), canary.StateDir, o.branch)
 		return nil
 	}
 	commits, err := r.Log(ctx, "", 0)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/canarybot/canarybot/pkg/canary"
 	"github.com/canarybot/canarybot/pkg/gates"
+	"github.com/canarybot/canarybot/pkg/redact"
 	"github.com/canarybot/canarybot/pkg/registry/oci"
 )
 
@@ -29,7 +30,7 @@ func newValidate(g *globals) *cobra.Command {
 				}
 				bad++
 				for _, e := range errs {
-					fmt.Fprintf(g.stdout, "%s: %s\n", f, e)
+					fmt.Fprintf(g.stdout, "%s: %s\n", f, redact.URL(e))
 				}
 			}
 			if bad > 0 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/canarybot/canarybot/pkg/canary"
 	"github.com/canarybot/canarybot/pkg/gpu/gpuapi"
+	"github.com/canarybot/canarybot/pkg/redact"
 	"github.com/canarybot/canarybot/pkg/signals"
 )
 
@@ -66,8 +67,9 @@ func (a AgentGPU) FillGPU(ctx context.Context, spec *canary.GPUSignals, s *signa
 func (a AgentGPU) history(ctx context.Context, base string, since time.Time) (gpuapi.History, error) {
 	u := strings.TrimSuffix(base, "/") + gpuapi.APIPath + "?" + url.Values{gpuapi.SinceParam: {since.UTC().Format(time.RFC3339Nano)}}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	base = redact.URL(base) // from here on, base only names the agent in errors
 	if err != nil {
-		return gpuapi.History{}, canary.Terminal(fmt.Errorf("gpu-agent %s: %w", base, err))
+		return gpuapi.History{}, canary.Terminal(fmt.Errorf("gpu-agent %s: %w", base, redact.Error(err)))
 	}
 	c := a.Client
 	if c == nil {
@@ -75,7 +77,7 @@ func (a AgentGPU) history(ctx context.Context, base string, since time.Time) (gp
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return gpuapi.History{}, fmt.Errorf("gpu-agent %s: %w", base, err)
+		return gpuapi.History{}, fmt.Errorf("gpu-agent %s: %w", base, redact.Error(err))
 	}
 	defer func() { _ = resp.Body.Close() }()
 	limit := a.MaxBody

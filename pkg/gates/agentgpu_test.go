@@ -57,3 +57,16 @@ func TestAgentGPURefusesBadAnswers(t *testing.T) {
 		}
 	})
 }
+
+// An agent URL with a credential is named without it.
+func TestAgentGPUErrorsHideCredentials(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := strings.Replace(srv.URL, "http://", "http://SECRET@", 1) + "/?token=SECRET"
+	srv.Close()
+	spec := &canary.GPUSignals{Preset: canary.GPUPresetCanarybot, Agents: []string{url},
+		Stable: map[string]string{"pod": "s"}, Canary: map[string]string{"pod": "c"}}
+	err := AgentGPU{}.FillGPU(t.Context(), spec, gpuSeries(epoch, 3, func(int, *signals.Interval) {}), 10*time.Second)
+	if err == nil || strings.Contains(err.Error(), "SECRET") || !strings.Contains(err.Error(), "gpu-agent http://xxxxx@") {
+		t.Fatalf("err = %v, want one naming the agent without the credential", err)
+	}
+}

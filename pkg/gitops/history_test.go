@@ -215,15 +215,3 @@ func TestReaderFilesAndFetch(t *testing.T) {
 		t.Errorf("up-to-date Fetch = %s, %v", h, err)
 	}
 }
-
-func TestRedact(t *testing.T) {
-	for in, want := range map[string]string{
-		"https://x-access-token:s3cret@github.com/o/r.git": "https://x-access-token:xxxxx@github.com/o/r.git",
-		"https://github.com/o/r.git":                       "https://github.com/o/r.git",
-		"/srv/git/r.git":                                   "/srv/git/r.git",
-	} {
-		if got := redact(in); got != want {
-			t.Errorf("redact(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -81,7 +81,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, errors.New("gitops options: URL is required")
 	}
 	if _, err := transport.NewEndpoint(o.URL); err != nil {
-		return o, fmt.Errorf("gitops options: parse URL: %w", err)
+		return o, fmt.Errorf("gitops options: parse URL: %w", redactErr(err))
 	}
 	if o.Branch == "" {
 		o.Branch = DefaultBranch
@@ -118,7 +118,7 @@ func (o Options) withDefaults() (Options, error) {
 func (o Options) auth(ctx context.Context) (transport.AuthMethod, error) {
 	ep, err := transport.NewEndpoint(o.URL)
 	if err != nil {
-		return nil, fmt.Errorf("parse URL: %w", err)
+		return nil, fmt.Errorf("parse URL: %w", redactErr(err))
 	}
 	if ep.Protocol != "http" && ep.Protocol != "https" {
 		return nil, nil

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"path"
 	"sort"
 	"strings"
@@ -61,7 +60,7 @@ func OpenReadOnly(ctx context.Context, opts Options) (*Reader, error) {
 		Tags:          git.NoTags,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("clone %s branch %s: %w", redact(o.URL), o.Branch, err)
+		return nil, fmt.Errorf("clone %s branch %s: %w", RedactURL(o.URL), o.Branch, redactErr(err))
 	}
 	return newReader(repo, o), nil
 }
@@ -88,7 +87,7 @@ func (r *Reader) Fetch(ctx context.Context) (string, error) {
 		Force:      true,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return "", fmt.Errorf("fetch %s: %w", r.opts.Branch, err)
+		return "", fmt.Errorf("fetch %s: %w", r.opts.Branch, redactErr(err))
 	}
 	return r.head(ctx)
 }
@@ -208,15 +207,6 @@ func cleanRepoPath(p string) string {
 		return "."
 	}
 	return p
-}
-
-// redact hides any password in a URL meant for a message.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	return u.Redacted()
 }
 
 // short abbreviates a hash for messages.

@@ -74,7 +74,7 @@ func checkOrigin(repo *git.Repository, dir, url string) error {
 		return canary.Terminalf("open clone %s: remote %s has no URL", dir, remoteName)
 	}
 	if urls[0] != url {
-		return canary.Terminalf("open clone %s: its origin is %s, not %s", dir, redact(urls[0]), redact(url))
+		return canary.Terminalf("open clone %s: its origin is %s, not %s", dir, RedactURL(urls[0]), RedactURL(url))
 	}
 	return nil
 }
@@ -101,7 +101,7 @@ func clone(ctx context.Context, dir string, o Options) (*git.Repository, error) 
 		Tags:          git.NoTags,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("clone %s branch %s: %w", redact(o.URL), o.Branch, err)
+		return nil, fmt.Errorf("clone %s branch %s: %w", RedactURL(o.URL), o.Branch, redactErr(err))
 	}
 	return repo, nil
 }

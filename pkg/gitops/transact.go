@@ -178,7 +178,7 @@ func (r *Repo) changedPaths(head string, files map[string][]byte) ([]string, err
 func (r *Repo) push(ctx context.Context, sha string) error {
 	auth, err := r.opts.auth(ctx)
 	if err != nil {
-		return fmt.Errorf("push %s: %w", r.opts.Branch, err)
+		return fmt.Errorf("push %s: %w", r.opts.Branch, redactErr(err))
 	}
 	ref := plumbing.NewBranchReferenceName(r.opts.Branch)
 	r.st.mu.Lock()
@@ -194,9 +194,9 @@ func (r *Repo) push(ctx context.Context, sha string) error {
 	switch {
 	case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
 	case isNonFastForward(err):
-		return fmt.Errorf("push %s: %w", r.opts.Branch, &nonFastForward{err: err})
+		return fmt.Errorf("push %s: %w", r.opts.Branch, redactErr(&nonFastForward{err: err}))
 	default:
-		return fmt.Errorf("push %s: %w", r.opts.Branch, err)
+		return fmt.Errorf("push %s: %w", r.opts.Branch, redactErr(err))
 	}
 	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.trackingRef(), plumbing.NewHash(sha))); err != nil {
 		return fmt.Errorf("pushed %s, but could not move %s: %w", short(plumbing.NewHash(sha)), r.trackingRef(), err)

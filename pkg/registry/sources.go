@@ -10,6 +10,7 @@ import (
 
 	"github.com/canarybot/canarybot/pkg/artifact"
 	"github.com/canarybot/canarybot/pkg/canary"
+	"github.com/canarybot/canarybot/pkg/redact"
 )
 
 // Sources implements canary.ArtifactSource by the plan's
@@ -23,8 +24,16 @@ type Sources struct {
 
 var _ canary.ArtifactSource = Sources{}
 
-// Latest implements canary.ArtifactSource.
+// Latest implements canary.ArtifactSource. Its errors, which end up in
+// logs and in the reasons committed to Git, show no credential of any URL
+// they quote (a registry's redirect to a presigned blob URL, a tracking
+// URI with a token).
 func (s Sources) Latest(ctx context.Context, plan *canary.CanaryPlan) (*canary.Artifact, error) {
+	a, err := s.latest(ctx, plan)
+	return a, redact.Error(err)
+}
+
+func (s Sources) latest(ctx context.Context, plan *canary.CanaryPlan) (*canary.Artifact, error) {
 	src := plan.Spec.Model.Source
 	switch {
 	case src.Static != nil:

@@ -64,3 +64,17 @@ func TestSourcesRefusesWhatItCannotPin(t *testing.T) {
 		t.Errorf("no source: %v", err)
 	}
 }
+
+// A watcher's error quoting a URL with a credential (a registry's redirect
+// to a presigned blob URL) comes out without it, still terminal or not.
+func TestSourcesErrorsHideCredentials(t *testing.T) {
+	leak := canary.Terminal(errors.New(`GET "https://bucket.s3.amazonaws.com/blob?X-Amz-Signature=SECRET": 403 Forbidden`))
+	s := Sources{OCI: fakeSource{LatestFn: func(context.Context, *canary.CanaryPlan) (*canary.Artifact, error) { return nil, leak }}}
+	_, err := s.Latest(context.Background(), planWith(canary.SourceSpec{OCI: &canary.OCISource{Repository: "ghcr.io/x/y"}}))
+	if err == nil || strings.Contains(err.Error(), "SECRET") || !strings.Contains(err.Error(), "X-Amz-Signature=xxxxx") {
+		t.Errorf("err = %v, want the signature hidden", err)
+	}
+	if !canary.IsTerminal(err) || !errors.Is(err, leak) {
+		t.Errorf("err = %v lost its chain", err)
+	}
+}

@@ -22,18 +22,30 @@ import (
 // TestKill9ResumesWithoutDuplicateSteps runs the real binary
 // (`canarybot reconcile`), kills it with SIGKILL right after its first
 // transition, restarts it on the same clone, and checks that the rollout
-// finishes with every transition committed exactly once.
+// finishes with every transition committed exactly once: driving one
+// --plan, and driving every plan the repository holds (fleet mode, with
+// the plans directory moved by .canarybot/config.yaml).
 func TestKill9ResumesWithoutDuplicateSteps(t *testing.T) {
+	t.Run("plan", func(t *testing.T) { kill9Resumes(t, false) })
+	t.Run("fleet", func(t *testing.T) { kill9Resumes(t, true) })
+}
+
+func kill9Resumes(t *testing.T, fleet bool) {
 	bin, err := filepath.Abs("../../bin/canarybot")
 	if err != nil || !isExecutable(bin) {
 		t.Fatalf("%s missing: `make e2e` builds it first (make build)", bin)
 	}
 	r, _ := newRollout(t, canary.ModeGateway)
-	clone := filepath.Join(t.TempDir(), "bot")
+	dir := filepath.Join(t.TempDir(), "bot")
+	args := []string{"reconcile", "--repo", r.bare, "--dir", dir, "--plan", "plans/qwen.yaml"}
+	if fleet {
+		args = []string{"reconcile", "--repo", r.bare, "--dir", dir}
+		r.humanChange("plans live in plans/", map[string][]byte{canary.ConfigPath: []byte(
+			"apiVersion: canarybot.dev/v1alpha1\nkind: RepositoryConfig\nspec: {plansDir: plans}\n")})
+	}
 	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "reconcile", "--repo", r.bare, "--dir", clone, "--plan", "plans/qwen.yaml",
-			"--prometheus", r.s.Prometheus, "--argocd-server", r.s.ArgoCD, "--argocd-plaintext", "--auto-approve",
-			"--registry-insecure", "--poll", "2s", "--log-level", "info")
+		cmd := exec.Command(bin, append(args, "--prometheus", r.s.Prometheus, "--argocd-server", r.s.ArgoCD, "--argocd-plaintext",
+			"--auto-approve", "--registry-insecure", "--poll", "2s", "--log-level", "info")...)
 		cmd.Env = append(os.Environ(), "ARGOCD_AUTH_TOKEN=e2e")
 		logf, err := os.Create(filepath.Join(r.s.Dir, "logs", fmt.Sprintf("canarybot-%d.log", time.Now().UnixNano())))
 		if err != nil {
@@ -64,6 +76,21 @@ func TestKill9ResumesWithoutDuplicateSteps(t *testing.T) {
 	got := strings.Join(r.transitions(), " ")
 	if want := "start/0 advance/1 advance/2 promote/2"; got != want {
 		t.Fatalf("transitions in Git: %s, want each exactly once: %s", got, want)
+	}
+}
+
+// humanChange commits files to the GitOps repo as a person would.
+func (r *rollout) humanChange(subject string, files map[string][]byte) {
+	r.t.Helper()
+	human, err := gitops.Open(r.ctx, gitops.Options{URL: r.bare, Dir: filepath.Join(r.t.TempDir(), "human"),
+		AuthorName: "Platform Team", AuthorEmail: "platform@example.com"})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if _, err := human.Transact(r.ctx, func(context.Context, canary.Tree) (*canary.Change, error) {
+		return &canary.Change{Subject: subject, Files: files}, nil
+	}); err != nil {
+		r.t.Fatalf("%s: %v", subject, err)
 	}
 }
 

@@ -142,8 +142,8 @@ func freePorts(n int) ([]int, error) {
 	return out, nil
 }
 
-// ErrToolsMissing means the e2e binaries are not built.
-var ErrToolsMissing = errors.New("e2e tools not built (run `make e2e-tools`)")
+// ErrToolsMissing means a program the stack runs is missing.
+var ErrToolsMissing = errors.New("e2e tools missing")
 
 // Tools are the binaries the stack runs.
 type Tools struct {
@@ -151,11 +151,12 @@ type Tools struct {
 }
 
 // FindTools reads scripts/e2e-tools.sh's cache (which it prints one
-// directory per line) and looks up redis-server and kubectl in PATH.
+// directory per line) and looks up redis-server and kubectl in PATH. Its
+// error says, for each missing program, what provides it.
 func FindTools(dirs []string) (Tools, error) {
 	var t Tools
-	var missing []string
-	find := func(name string, dst *string) {
+	var built, installed []string
+	find := func(name string, dst *string, missing *[]string) {
 		for _, d := range dirs {
 			if p := filepath.Join(d, name); isExec(p) {
 				*dst = p
@@ -166,16 +167,24 @@ func FindTools(dirs []string) (Tools, error) {
 			*dst = p
 			return
 		}
-		missing = append(missing, name)
+		*missing = append(*missing, name)
 	}
-	find("etcd", &t.Etcd)
-	find("kube-apiserver", &t.APIServer)
-	find("argocd", &t.ArgoCD)
-	find("kustomize", &t.Kustomize)
-	find("redis-server", &t.Redis)
-	find("kubectl", &t.Kubectl)
-	if len(missing) > 0 {
-		return t, fmt.Errorf("%w: missing %s", ErrToolsMissing, strings.Join(missing, ", "))
+	find("etcd", &t.Etcd, &built)
+	find("kube-apiserver", &t.APIServer, &built)
+	find("argocd", &t.ArgoCD, &built)
+	find("kustomize", &t.Kustomize, &built)
+	find("redis-server", &t.Redis, &installed)
+	find("kubectl", &t.Kubectl, &installed)
+	var why []string
+	if len(built) > 0 {
+		why = append(why, fmt.Sprintf("%s not built (run `make e2e-tools`)", strings.Join(built, ", ")))
+	}
+	if len(installed) > 0 {
+		why = append(why, fmt.Sprintf("%s not on PATH (run `scripts/ensure-tools.sh --e2e`, as `make e2e` does: "+
+			"it installs Debian's redis-server and says how to install kubectl)", strings.Join(installed, ", ")))
+	}
+	if len(why) > 0 {
+		return t, fmt.Errorf("%w: %s", ErrToolsMissing, strings.Join(why, "; "))
 	}
 	return t, nil
 }

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -38,7 +40,11 @@ func (a *Agent) Handler(g prometheus.Gatherer) http.Handler {
 func (a *Agent) serveGPUs(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed: use GET", r.Method))
+		method := r.Method
+		if len(method) > maxQuoted {
+			method = quote(method)
+		}
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed: use GET", method))
 		return
 	}
 	since, err := parseSince(r)
@@ -67,7 +73,7 @@ func parseSince(r *http.Request) (*time.Time, error) {
 	q := r.URL.Query()
 	for k := range q {
 		if k != gpu.SinceParam {
-			return nil, fmt.Errorf("unknown query parameter %q: the only one is %s", k, gpu.SinceParam)
+			return nil, fmt.Errorf("unknown query parameter %s: the only one is %s", quote(k), gpu.SinceParam)
 		}
 	}
 	vs, ok := q[gpu.SinceParam]
@@ -79,9 +85,27 @@ func parseSince(r *http.Request) (*time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, vs[0])
 	if err != nil {
-		return nil, fmt.Errorf("bad %s %q: want an RFC 3339 time such as 2025-03-01T12:00:00Z", gpu.SinceParam, vs[0])
+		return nil, fmt.Errorf("bad %s %s: want an RFC 3339 time such as 2025-03-01T12:00:00Z", gpu.SinceParam, quote(vs[0]))
 	}
 	return &t, nil
+}
+
+// maxQuoted is the most bytes of a client's value that an error answer
+// echoes: a query may be as long as the server's header limit (1 MiB).
+const maxQuoted = 64
+
+// quote quotes s for an error answer: whole when it is at most maxQuoted
+// bytes, else its first maxQuoted bytes (cut on a rune boundary) with an
+// ellipsis and its length.
+func quote(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s (%d bytes)", strconv.Quote(s[:cut]+"…"), len(s))
 }
 
 // writeJSON writes v as the JSON body with status code, or a 500 when v

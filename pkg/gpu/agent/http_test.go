@@ -371,6 +371,33 @@ func TestAPIBadRequests(t *testing.T) {
 	}
 }
 
+// A 400 answer quotes at most 64 bytes of what it refuses: a 100 KB
+// query is not echoed back.
+func TestAPIBadRequestsEchoLittle(t *testing.T) {
+	ts, _, _ := historyNode(t)
+	long := strings.Repeat("é", 50_000) // 100,000 bytes, two per rune
+	head := strings.Repeat("é", 32)     // 64 bytes
+	for _, tc := range []struct{ name, method, query, msg string }{
+		{"long since", "GET", "?since=" + long,
+			`bad since "` + head + `…" (100000 bytes): want an RFC 3339 time such as 2025-03-01T12:00:00Z`},
+		{"long since, cut inside a rune", "GET", "?since=x" + long,
+			`bad since "x` + head[:62] + `…" (100001 bytes): want an RFC 3339 time such as 2025-03-01T12:00:00Z`},
+		{"long parameter", "GET", "?" + long + "=1", `unknown query parameter "` + head + `…" (100000 bytes): the only one is since`},
+		{"long method", strings.Repeat("P", 100_000), "", `method "` + strings.Repeat("P", 64) + `…" (100000 bytes) not allowed: use GET`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := get(t, tc.method, ts.URL+gpu.APIPath+tc.query)
+			var e gpu.APIError
+			if err := json.Unmarshal(body, &e); err != nil || resp.StatusCode/100 != 4 || e.Error != tc.msg {
+				t.Errorf("answer %s (%d bytes) %.300s…, want %q", resp.Status, len(body), body, tc.msg)
+			}
+			if len(body) > 512 {
+				t.Errorf("answer is %d bytes", len(body))
+			}
+		})
+	}
+}
+
 func TestAPIWholeFailure(t *testing.T) {
 	srv := gputest.HealthyServer()
 	srv.DeviceGetCountFunc = func() (int, nvml.Return) { return 0, nvml.ERROR_UNKNOWN }

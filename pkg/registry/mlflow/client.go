@@ -23,6 +23,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/canarybot/canarybot/pkg/redact"
 )
 
 // API paths, relative to the tracking URI.
@@ -110,7 +112,7 @@ func NewClient(trackingURI string, opts ...Option) (*Client, error) {
 func newClient(trackingURI string, o *options) (*Client, error) {
 	u, err := url.Parse(trackingURI)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("tracking URI %q: want http(s)://host[/prefix]", trackingURI)
+		return nil, fmt.Errorf("tracking URI %q: want http(s)://host[/prefix]", redact.URL(trackingURI))
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	return &Client{base: u, o: o}, nil
@@ -183,7 +185,7 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, out any) er
 	c.o.authorize(req)
 	resp, err := c.o.client.Do(req)
 	if err != nil {
-		return err
+		return redact.Error(err) // it quotes the URL, credentials and all
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))

@@ -249,3 +249,21 @@ func TestFakeAnswersAsMLflow(t *testing.T) {
 		t.Errorf("get: %d %v", status, body)
 	}
 }
+
+// A tracking URI with a credential in it is never quoted with it: not
+// when it is refused, not in Go's HTTP client's error (which hides a
+// password but not a user-only token).
+func TestWatcherErrorsHideCredentials(t *testing.T) {
+	dead := httptest.NewServer(nil)
+	dead.Close()
+	for name, uri := range map[string]string{
+		"unreachable, user only": strings.Replace(dead.URL, "http://", "http://SECRET@", 1),
+		"unreachable, password":  strings.Replace(dead.URL, "http://", "http://u:SECRET@", 1),
+		"refused URI":            "ftp://u:SECRET@m",
+	} {
+		_, err := mlflow.NewWatcher().Latest(context.Background(), mlflowPlan(uri, "fraud", "", nil))
+		if err == nil || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("%s: err = %v, want an error without the credential", name, err)
+		}
+	}
+}
