@@ -49,6 +49,12 @@ type Observations struct {
 	Resume bool
 	// Pause, when set, is a person's reason to hold the rollout where it is.
 	Pause string
+	// StepLandedAt is when the commit that moved the rollout to its current
+	// step landed on the branch (its committer time). A step starts at the
+	// later of that and the state's StepStartedAt: a transition proposed in
+	// a pull request and merged hours later, exactly as approved, starts
+	// when it is merged.
+	StepLandedAt time.Time
 }
 
 // Decision is the outcome of Decide.
@@ -74,6 +80,7 @@ type Decision struct {
 // read from Git, what the adapters observed, and the time.
 func Decide(plan *CanaryPlan, st *RolloutState, obs Observations, now time.Time) Decision {
 	s := st.Status
+	s.StepStartedAt = StepStart(s, obs)
 	switch s.Phase {
 	case PhaseProgressing:
 		return decideProgressing(plan, s, obs, now)
@@ -82,6 +89,15 @@ func Decide(plan *CanaryPlan, st *RolloutState, obs Observations, now time.Time)
 	default: // Idle, Promoted, Reverted
 		return decideIdle(plan, s, obs)
 	}
+}
+
+// StepStart is when the current step started: the later of the state's
+// StepStartedAt and when the step's commit landed.
+func StepStart(s StateStatus, obs Observations) time.Time {
+	if obs.StepLandedAt.After(s.StepStartedAt) {
+		return obs.StepLandedAt.UTC()
+	}
+	return s.StepStartedAt
 }
 
 func decideIdle(plan *CanaryPlan, s StateStatus, obs Observations) Decision {

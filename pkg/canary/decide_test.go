@@ -254,3 +254,32 @@ func TestDecideBackgroundAnalysis(t *testing.T) {
 		}
 	}
 }
+
+// A step proposed in a pull request at t0 and merged (as approved) an
+// hour later starts when it landed: its pause runs from the merge, and its
+// sync deadline too, instead of having passed before the merge.
+func TestDecideStepStartsWhenItLanded(t *testing.T) {
+	plan := testPlan()
+	at := func(step int) *RolloutState {
+		st := NewState("qwen", v1)
+		st.Status.Phase, st.Status.Candidate, st.Status.StepIndex = PhaseProgressing, v2, step
+		st.Status.StepStartedAt, st.Status.StepsHash = t0, StepsHash(plan.Spec.Steps)
+		return st
+	}
+	merged := t0.Add(time.Hour)
+	synced := Observations{Sync: SyncObservation{Ready: true}, StepLandedAt: merged}
+	d := Decide(plan, at(2), synced, merged.Add(30*time.Second))
+	if d.Action != ActWait || !d.Until.Equal(merged.Add(time.Minute)) {
+		t.Errorf("pause after a late merge: %+v, want a wait until %s", d, merged.Add(time.Minute))
+	}
+	if d := Decide(plan, at(2), Observations{Sync: SyncObservation{Ready: true}}, merged.Add(30*time.Second)); d.Action != ActAdvance {
+		t.Errorf("without the landing time the pause has long passed: %+v", d)
+	}
+	unsynced := Observations{Sync: SyncObservation{Reason: "OutOfSync"}, StepLandedAt: merged}
+	if d := Decide(plan, at(3), unsynced, merged.Add(time.Minute)); d.Action != ActWait {
+		t.Errorf("sync deadline counted from the proposal, not the merge: %+v", d)
+	}
+	if d := Decide(plan, at(3), Observations{Sync: SyncObservation{Reason: "OutOfSync"}}, merged.Add(time.Minute)); d.Action != ActRevert {
+		t.Errorf("without the landing time the sync deadline has passed: %+v", d)
+	}
+}

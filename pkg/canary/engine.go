@@ -236,10 +236,15 @@ func (e *Engine) observe(ctx context.Context, t Tree, plan *CanaryPlan, st *Roll
 			return obs, fmt.Errorf("look up artifacts: %w", err)
 		}
 	}
+	if s.Phase == PhaseProgressing {
+		if obs.StepLandedAt, err = e.landed(ctx, t, plan); err != nil {
+			return obs, err
+		}
+	}
 	if s.Phase != PhaseProgressing || s.StepIndex >= len(plan.Spec.Steps) || !obs.Sync.Ready {
 		return obs, nil
 	}
-	w := Window{Start: s.StepStartedAt, Now: e.Clock.Now(), RolloutStart: s.RolloutStartedAt}
+	w := Window{Start: StepStart(s, obs), Now: e.Clock.Now(), RolloutStart: s.RolloutStartedAt}
 	if b := plan.Spec.BackgroundAnalysis; b != nil {
 		if obs.Background, err = e.evaluate(ctx, plan, b.Gates, w); err != nil {
 			return obs, err
@@ -255,6 +260,20 @@ func (e *Engine) observe(ctx context.Context, t Tree, plan *CanaryPlan, st *Roll
 		obs.Gates, err = e.evaluate(ctx, plan, step.Analysis.Gates, w)
 	}
 	return obs, err
+}
+
+// landed is when the newest commit touching the plan's state file (the
+// one that moved it to its current step) landed; zero when none did.
+func (e *Engine) landed(ctx context.Context, t Tree, plan *CanaryPlan) (time.Time, error) {
+	sha, err := e.Repo.LastCommit(ctx, t.Head, StatePath(plan.Metadata.Name))
+	if err != nil || sha == "" {
+		return time.Time{}, err
+	}
+	at, err := e.Repo.CommitTime(ctx, sha)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read time of %s: %w", short(sha), err)
+	}
+	return at, nil
 }
 
 func (e *Engine) evaluate(ctx context.Context, plan *CanaryPlan, names []string, w Window) ([]GateResult, error) {

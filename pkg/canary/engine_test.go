@@ -16,6 +16,7 @@ type fakeRepo struct {
 	CheckoutFn   func(ctx context.Context) (Tree, error)
 	TransactFn   func(ctx context.Context, fn TransactFunc) (CommitResult, error)
 	LastCommitFn func(ctx context.Context, head string, paths ...string) (string, error)
+	CommitTimeFn func() (time.Time, error)
 }
 
 func (f *fakeRepo) Checkout(ctx context.Context) (Tree, error) { return f.CheckoutFn(ctx) }
@@ -26,6 +27,12 @@ func (f *fakeRepo) LastCommit(ctx context.Context, head string, paths ...string)
 	return f.LastCommitFn(ctx, head, paths...)
 }
 func (f *fakeRepo) Contains(context.Context, string, string) (bool, error) { return true, nil }
+func (f *fakeRepo) CommitTime(context.Context, string) (time.Time, error) {
+	if f.CommitTimeFn == nil {
+		return time.Time{}, nil
+	}
+	return f.CommitTimeFn()
+}
 
 type fakeRenderer struct {
 	RenderFn func(ctx context.Context, t Tree, plan *CanaryPlan, d Desired) (map[string][]byte, error)

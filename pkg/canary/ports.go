@@ -95,6 +95,8 @@ type Repo interface {
 	LastCommit(ctx context.Context, head string, paths ...string) (string, error)
 	// Contains reports whether ancestor is reachable from rev (or equal).
 	Contains(ctx context.Context, rev, ancestor string) (bool, error)
+	// CommitTime is when commit sha landed: its committer time.
+	CommitTime(ctx context.Context, sha string) (time.Time, error)
 }
 
 // Desired is the traffic split an overlay must express.

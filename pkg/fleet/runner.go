@@ -45,6 +45,9 @@ type planRun struct {
 	failures int
 	// gone is set when the plan left the catalog while its tick ran.
 	gone bool
+	// woken is set when a wake-up arrived while its tick ran: it ticks
+	// again after, instead of when the tick's decision said.
+	woken bool
 }
 
 type tickDone struct {
@@ -308,6 +311,10 @@ func (r *repoRunner) finish(d tickDone) Outcome {
 		p.failures = 0
 		p.due = now.Add(cfg.Poll)
 	}
+	if p.woken {
+		p.woken = false
+		p.due = minTime(p.due, p.started.Add(cfg.MinPoll))
+	}
 	if p.gone {
 		delete(r.plans, d.plan)
 	}
@@ -328,7 +335,7 @@ func (r *repoRunner) applyWake(m func(string, *canary.CanaryPlan) bool) {
 	}
 	for _, e := range c.Plans {
 		if p, ok := r.plans[e.Plan.Metadata.Name]; ok && m(r.name, e.Plan) {
-			p.due, r.forceFetch = now, true
+			p.due, p.woken, r.forceFetch = now, p.running, true
 			if next := p.started.Add(r.f.cfg.MinPoll); next.After(now) {
 				p.due = next // at most one tick per MinPoll, however many wake-ups
 			}
@@ -363,6 +370,13 @@ func (r *repoRunner) drain() {
 	for r.running() > 0 {
 		r.finish(<-r.done)
 	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // backoff is MinPoll doubled per failure, capped at Poll.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	gh "github.com/google/go-github/v60/github"
@@ -43,6 +44,7 @@ type Local interface {
 	Changes(ctx context.Context, head string, files map[string][]byte) (paths []string, tree string, err error)
 	LastCommit(ctx context.Context, head string, paths ...string) (string, error)
 	Contains(ctx context.Context, rev, ancestor string) (bool, error)
+	CommitTime(ctx context.Context, sha string) (time.Time, error)
 }
 
 var _ Local = (*gitops.Repo)(nil)
@@ -79,6 +81,11 @@ func (p *Publisher) Checkout(ctx context.Context) (canary.Tree, error) { return 
 // LastCommit finds the newest commit on the base branch touching paths.
 func (p *Publisher) LastCommit(ctx context.Context, head string, paths ...string) (string, error) {
 	return p.Local.LastCommit(ctx, head, paths...)
+}
+
+// CommitTime is when sha landed on the base branch (GitHub's merge time).
+func (p *Publisher) CommitTime(ctx context.Context, sha string) (time.Time, error) {
+	return p.Local.CommitTime(ctx, sha)
 }
 
 // Contains reports whether ancestor is reachable from rev.

@@ -185,6 +185,17 @@ func entryAt(t *object.Tree, p string) (entryID, error) {
 	return entryID{}, nil
 }
 
+// CommitTime is when commit sha landed: its committer time.
+func (r *Reader) CommitTime(ctx context.Context, sha string) (time.Time, error) {
+	r.st.mu.Lock()
+	defer r.st.mu.Unlock()
+	c, err := r.commit(ctx, sha)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return c.Committer.When, nil
+}
+
 // Contains reports whether ancestor is rev or reachable from it. A full
 // SHA that is not in the object store is not reachable (the store holds
 // all of rev's history); an unknown ref name is ErrUnknownRevision.

@@ -139,8 +139,8 @@ func (r *simRepo) parse(sha string) (int, error) {
 	return n, nil
 }
 
-// commitTime is when a commit was made.
-func (r *simRepo) commitTime(sha string) (time.Time, error) {
+// CommitTime is when a commit was made.
+func (r *simRepo) CommitTime(_ context.Context, sha string) (time.Time, error) {
 	n, err := r.parse(sha)
 	if err != nil {
 		return time.Time{}, err
@@ -185,7 +185,7 @@ func (s *simSync) Observe(_ context.Context, _, sha string) (canary.SyncObservat
 	if sha == "" {
 		return canary.SyncObservation{Ready: true}, nil
 	}
-	at, err := s.repo.commitTime(sha)
+	at, err := s.repo.CommitTime(context.Background(), sha)
 	if err != nil {
 		return canary.SyncObservation{}, err
 	}
