@@ -207,3 +207,38 @@ func TestCheckRuns(t *testing.T) {
 		t.Errorf("calls by route = %v", routes)
 	}
 }
+
+// With "dismiss stale approvals", a new head on the pull request dismisses
+// its approvals, and the merge is blocked again until someone approves
+// the new head.
+func TestDismissStaleApprovals(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, Options{})
+	f.s.Protect(owner, name, "main", 1)
+	f.s.DismissStaleApprovals(owner, name, "main")
+	pr := f.openPR(t, "canarybot/qwen", map[string]string{"apps/qwen/overlay/weights.yaml": "weight: 10\n"})
+	first := pr.GetHead().GetSHA()
+	if _, err := f.s.Review(owner, name, pr.GetNumber(), "alice", "APPROVE", ""); err != nil {
+		t.Fatal(err)
+	}
+	next := f.commitFiles(t, f.app, first, "moved on", map[string]string{"apps/qwen/overlay/weights.yaml": "weight: 20\n"})
+	if _, _, err := f.app.Git.UpdateRef(ctx, owner, name, &github.Reference{Ref: github.String("refs/heads/canarybot/qwen"),
+		Object: &github.GitObject{SHA: next.SHA}}, false); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := f.app.PullRequests.Merge(ctx, owner, name, pr.GetNumber(), "", &github.PullRequestOptions{SHA: next.GetSHA()})
+	if status(err) != http.StatusMethodNotAllowed || !strings.Contains(err.Error(), "approving review is required") {
+		t.Fatalf("merge after a new head: %v, want blocked for want of an approval", err)
+	}
+	reviews, _, err := f.app.PullRequests.ListReviews(ctx, owner, name, pr.GetNumber(), nil)
+	if err != nil || len(reviews) != 1 || reviews[0].GetState() != "DISMISSED" || reviews[0].GetCommitID() != first {
+		t.Fatalf("reviews after the new head: %+v, %v; want alice's approval of %s dismissed", reviews, err, first)
+	}
+	rv, err := f.s.Review(owner, name, pr.GetNumber(), "alice", "APPROVE", "")
+	if err != nil || rv.GetCommitID() != next.GetSHA() {
+		t.Fatalf("approve the new head: %v, %v", rv, err)
+	}
+	if _, _, err := f.app.PullRequests.Merge(ctx, owner, name, pr.GetNumber(), "", &github.PullRequestOptions{SHA: next.GetSHA()}); err != nil {
+		t.Fatalf("merge once the new head is approved: %v", err)
+	}
+}

@@ -93,10 +93,23 @@ func (s *Server) refresh(ctx context.Context, r *repo, p *pull) error {
 	if err != nil {
 		return err
 	}
-	if sha != "" {
+	if sha != "" && sha != p.headSHA {
 		p.headSHA = sha
+		if rule := r.protection[p.base]; rule != nil && rule.dismissStale {
+			dismissApprovals(p)
+		}
 	}
 	return nil
+}
+
+// dismissApprovals marks p's approving reviews dismissed, as GitHub does
+// when a protection rule dismisses stale approvals on a new head.
+func dismissApprovals(p *pull) {
+	for _, rv := range p.reviews {
+		if rv.GetState() == "APPROVED" {
+			rv.State = github.String("DISMISSED")
+		}
+	}
 }
 
 // pullJSON renders p; full adds the fields GitHub computes only for a
@@ -401,6 +414,9 @@ func (s *Server) headMoved(ctx context.Context, r *repo, branch string, who *ide
 		case sha != p.headSHA:
 			before := p.headSHA
 			p.headSHA, p.updated = sha, s.now()
+			if rule := r.protection[p.base]; rule != nil && rule.dismissStale {
+				dismissApprovals(p)
+			}
 			s.emitPullEvent(ctx, r, p, "synchronize", who.user, nil, before)
 		}
 	}

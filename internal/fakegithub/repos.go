@@ -40,6 +40,8 @@ type repo struct {
 type protection struct {
 	approvals int
 	checks    []string
+	// dismissStale dismisses approving reviews when the head moves.
+	dismissStale bool
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
@@ -165,6 +167,24 @@ func (s *Server) Protect(owner, name, branch string, requiredApprovals int, requ
 	if err := os.WriteFile(filepath.Join(r.path, "fakegithub-protected"), []byte(strings.Join(refs, "")), 0o644); err != nil {
 		s.t.Fatalf("fakegithub: Protect: %v", err)
 	}
+}
+
+// DismissStaleApprovals turns on the protection rule GitHub calls
+// "Dismiss stale pull request approvals when new commits are pushed" for
+// branch: when a pull request into it gets a new head, its approving
+// reviews are dismissed.
+func (s *Server) DismissStaleApprovals(owner, name, branch string) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.repos[repoKey(owner, name)]
+	if r == nil {
+		s.t.Fatalf("fakegithub: DismissStaleApprovals(%s/%s): no such repository", owner, name)
+	}
+	if r.protection[branch] == nil {
+		r.protection[branch] = &protection{}
+	}
+	r.protection[branch].dismissStale = true
 }
 
 // guarded reports whether direct updates of branch are refused.

@@ -113,9 +113,25 @@ func (p *Publisher) transactOnce(ctx context.Context, fn canary.TransactFunc) (c
 	if err != nil || ch == nil {
 		return canary.CommitResult{SHA: t.Head, NoOp: ch == nil}, err
 	}
-	pr, head, err := p.reuse(ctx, t, m)
+	pr, head, old, fresh, err := p.reuse(ctx, t, m)
 	if err != nil {
 		return canary.CommitResult{}, err
+	}
+	if pr != nil && old.Approves >= 0 {
+		// The approved change itself: merge exactly the reviewed head, or,
+		// when the base moved under it, propose it again for review.
+		if !fresh {
+			return p.reRequest(ctx, t, ch, m, old, pr)
+		}
+		ok, err := p.Reviews.Approved(ctx, pr)
+		if err != nil {
+			return canary.CommitResult{}, err
+		}
+		if !ok {
+			return canary.CommitResult{Pending: fmt.Sprintf("PR #%d waits for approval of its head %s", pr.GetNumber(), short(head))}, nil
+		}
+	} else if pr != nil && !fresh {
+		pr = nil
 	}
 	if pr == nil {
 		if pr, head, err = p.publish(ctx, t, ch, m); err != nil {
@@ -141,26 +157,52 @@ func (p *Publisher) transactOnce(ctx context.Context, fn canary.TransactFunc) (c
 	return canary.CommitResult{SHA: sha}, nil
 }
 
-// reuse returns the open PR already carrying this very transition on top
-// of the current base head, so that a merge GitHub refused for now (checks
-// pending, protection) is retried without pushing a new commit each tick.
-func (p *Publisher) reuse(ctx context.Context, t canary.Tree, m Meta) (*gh.PullRequest, string, error) {
+// reuse returns the open PR already carrying this very transition (the
+// same plan, action, step and artifact; an approval request for it
+// included), with its head and marker. fresh reports that the head sits
+// right on top of the current base head, so that merging it merges
+// exactly what was proposed: a merge GitHub refused for now (checks
+// pending, protection) is retried without pushing a new commit each tick,
+// and an approved PR is merged as approved.
+func (p *Publisher) reuse(ctx context.Context, t canary.Tree, m Meta) (*gh.PullRequest, string, Meta, bool, error) {
 	pr, err := p.openPR(ctx, Branch(m.Plan, m.Artifact))
 	if err != nil || pr == nil {
-		return nil, "", err
+		return nil, "", Meta{}, false, err
 	}
-	if old, ok := ParseMarker(pr.GetBody()); !ok || old != m {
-		return nil, "", nil
+	old, ok := ParseMarker(pr.GetBody())
+	same := old
+	same.Approves = m.Approves
+	if !ok || same != m {
+		return nil, "", Meta{}, false, nil
 	}
 	head := pr.GetHead().GetSHA()
 	c, _, err := p.GH.Git.GetCommit(ctx, p.Owner, p.Repo, head)
 	if err != nil {
-		return nil, "", fmt.Errorf("read head %s of PR #%d: %w", short(head), pr.GetNumber(), err)
+		return nil, "", Meta{}, false, fmt.Errorf("read head %s of PR #%d: %w", short(head), pr.GetNumber(), err)
 	}
-	if len(c.Parents) != 1 || c.Parents[0].GetSHA() != t.Head {
-		return nil, "", nil
+	fresh := len(c.Parents) == 1 && c.Parents[0].GetSHA() == t.Head
+	return pr, head, old, fresh, nil
+}
+
+// reRequest proposes an approved change again on the moved base: a new
+// commit on the PR's branch, which approvals of the old one do not cover,
+// and a comment saying why. The rollout waits for a new review.
+func (p *Publisher) reRequest(ctx context.Context, t canary.Tree, ch *canary.Change, m, old Meta,
+	pr *gh.PullRequest) (canary.CommitResult, error) {
+	was := pr.GetHead().GetSHA()
+	m.Approves = old.Approves
+	pr, head, err := p.publish(ctx, t, ch, m)
+	if err != nil {
+		return canary.CommitResult{}, err
 	}
-	return pr, head, nil
+	body := fmt.Sprintf("The base branch `%s` moved since this change was proposed (it was built on the parent of %s; "+
+		"`%s` is now at %s), so canarybot did not merge it. The same transition is proposed again on the new head as %s; "+
+		"approvals of the old commit do not apply to it. Please review again.", p.Base, short(was), p.Base, short(t.Head), short(head))
+	if _, _, err := p.GH.Issues.CreateComment(ctx, p.Owner, p.Repo, pr.GetNumber(), &gh.IssueComment{Body: gh.String(body)}); err != nil {
+		return canary.CommitResult{}, fmt.Errorf("comment on PR #%d: %w", pr.GetNumber(), err)
+	}
+	p.Log.Info("base moved since approval; proposed again for review", "pr", pr.GetNumber(), "was", short(was), "now", short(head))
+	return canary.CommitResult{Pending: fmt.Sprintf("PR #%d was proposed again on the moved base and waits for a new review", pr.GetNumber())}, nil
 }
 
 // compute checks out the base and runs fn; a nil change, or one that

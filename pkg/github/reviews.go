@@ -88,8 +88,9 @@ func (p *Publisher) checkRun(ctx context.Context, head string, m Meta, ch *canar
 }
 
 // Reviews decides whether a PR is approved: the latest review of at
-// least one person with write access approves it, no one's latest review
-// requests changes, and canarybot's own reviews do not count.
+// least one person with write access approves its current head commit, no
+// one's latest review requests changes, and canarybot's own reviews do not
+// count. An approval of an earlier head does not carry over.
 type Reviews struct {
 	GH          *gh.Client
 	Owner, Repo string
@@ -110,11 +111,15 @@ func (r *Reviews) Approved(ctx context.Context, pr *gh.PullRequest) (bool, error
 	if err != nil {
 		return false, fmt.Errorf("list reviews of PR #%d: %w", pr.GetNumber(), err)
 	}
+	head := pr.GetHead().GetSHA()
 	latest := map[string]string{}
 	for _, rv := range reviews {
 		state, who := strings.ToUpper(rv.GetState()), rv.GetUser().GetLogin()
 		if who == "" || strings.EqualFold(who, r.Bot) || state == "COMMENTED" || state == "PENDING" {
 			continue
+		}
+		if state == "APPROVED" && rv.GetCommitID() != head {
+			state = "STALE" // an approval applies to the commit it was given on, not to later ones
 		}
 		latest[who] = state
 	}

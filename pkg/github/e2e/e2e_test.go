@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
@@ -66,7 +67,9 @@ func TestGitHubAppRollout(t *testing.T) {
 		t.Fatalf("after a refused command the rollout is %s at step %d, want still waiting at step 2", st.Status.Phase, st.Status.StepIndex)
 	}
 
-	// 3. The approval webhook: the bot merges the PR and promotes.
+	// 3. The approval webhook: the bot merges the PR, exactly the head that
+	// was approved, and promotes.
+	approvedHead := w.getPR(ana, approval.GetNumber()).GetHead().GetSHA()
 	if _, _, err := ana.PullRequests.CreateReview(w.ctx, owner, repoName, approval.GetNumber(),
 		&gh.PullRequestReviewRequest{Event: gh.String("APPROVE"), Body: gh.String("answers look right")}); err != nil {
 		t.Fatalf("approve: %v", err)
@@ -76,6 +79,8 @@ func TestGitHubAppRollout(t *testing.T) {
 	})
 	if pr := w.getPR(ana, approval.GetNumber()); !pr.GetMerged() {
 		t.Fatalf("approval PR #%d is %s, not merged", pr.GetNumber(), pr.GetState())
+	} else if pr.GetHead().GetSHA() != approvedHead {
+		t.Fatalf("approval PR #%d merged head %s, but %s was approved", pr.GetNumber(), pr.GetHead().GetSHA(), approvedHead)
 	}
 	w.expectVerifiedHead(ana)
 
@@ -425,4 +430,82 @@ func TestClosingTheApprovalPRRevertsTheCanary(t *testing.T) {
 		t.Fatalf("reverted for %q, want the closed approval PR named", st.Status.Reason)
 	}
 	w.waitComment(ana, approval.GetNumber(), "done, revert committed")
+}
+
+// An approval applies to the commit it was given on. When the base branch
+// moves after the change was proposed, the bot does not merge the approved
+// commit onto a base it was not built on: it proposes the transition again
+// on the new head, says why on the PR, and waits for a new review; the PR
+// it finally merges has exactly the head approved last. The branch's
+// protection dismisses stale approvals, as GitHub's rule does.
+func TestApprovalOfAMovedBaseIsReRequested(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: runs Prometheus and whole rollouts")
+	}
+	w := newWorld(t)
+	v1 := w.push("1.0.0")
+	w.seed(v1)
+	w.gh.DismissStaleApprovals(owner, repoName, "main")
+	ana := w.client(w.gh.AddUser("ana", "write"))
+	w.startBot()
+	v2 := w.push("2.0.0")
+	w.announce(v2)
+	approval := w.waitPR(ana, "the approval PR for v2", func(pr *gh.PullRequest) bool {
+		return pr.GetState() == "open" && strings.Contains(pr.GetBody(), "waits for approval")
+	})
+	first := approval.GetHead().GetSHA()
+	w.humanCommit("docs: a note", map[string][]byte{"docs/notes.md": []byte("unrelated\n")})
+	approve := func() {
+		t.Helper()
+		if _, _, err := ana.PullRequests.CreateReview(w.ctx, owner, repoName, approval.GetNumber(),
+			&gh.PullRequestReviewRequest{Event: gh.String("APPROVE")}); err != nil {
+			t.Fatalf("approve: %v", err)
+		}
+	}
+	approve()
+	w.waitComment(ana, approval.GetNumber(), "moved since this change was proposed")
+	second := w.getPR(ana, approval.GetNumber())
+	if second.GetMerged() || second.GetHead().GetSHA() == first {
+		t.Fatalf("after the base moved: merged %v, head %s (first %s); want it open on a new head", second.GetMerged(),
+			second.GetHead().GetSHA(), first)
+	}
+	if st := w.state(); st.Status.StepIndex != 2 || st.Status.Phase != canary.PhaseProgressing {
+		t.Fatalf("the rollout moved without a new review: %s step %d", st.Status.Phase, st.Status.StepIndex)
+	}
+	approve()
+	w.waitState("v2 promoted", func(s canary.StateStatus) bool {
+		return s.Phase == canary.PhasePromoted && s.Stable.URI == v2.URI
+	})
+	merged := w.getPR(ana, approval.GetNumber())
+	if !merged.GetMerged() || merged.GetHead().GetSHA() != second.GetHead().GetSHA() {
+		t.Fatalf("merged %v at head %s, want the re-approved head %s", merged.GetMerged(), merged.GetHead().GetSHA(),
+			second.GetHead().GetSHA())
+	}
+	if b, err := w.readMain("docs/notes.md"); err != nil || string(b) != "unrelated\n" {
+		t.Errorf("the human's commit was lost: %q, %v", b, err)
+	}
+}
+
+// humanCommit commits files to main as a person would, outside the bot.
+func (w *world) humanCommit(subject string, files map[string][]byte) {
+	w.t.Helper()
+	human, err := gitops.Open(w.ctx, gitops.Options{URL: w.gh.RepoPath(owner, repoName), Dir: filepath.Join(w.t.TempDir(), "human"),
+		AuthorName: "Platform Team", AuthorEmail: "platform@example.com"})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if _, err := human.Transact(w.ctx, func(context.Context, canary.Tree) (*canary.Change, error) {
+		return &canary.Change{Subject: subject, Files: files}, nil
+	}); err != nil {
+		w.t.Fatalf("%s: %v", subject, err)
+	}
+}
+
+// readMain reads a file on main.
+func (w *world) readMain(p string) ([]byte, error) {
+	r, err := gitops.OpenReadOnly(w.ctx, gitops.Options{URL: w.gh.RepoPath(owner, repoName)})
+	if err != nil {
+		return nil, err
+	}
+	return r.ReadFile(w.ctx, "", p)
 }
