@@ -13,7 +13,7 @@ BIN := bin/canarybot
 AGENT := bin/gpu-agent
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build demo test bench vet fmt-check tools clean e2e e2e-tools
+.PHONY: all build demo test fuzz bench vet fmt-check tools clean e2e e2e-tools
 
 all: build
 
@@ -29,9 +29,18 @@ demo: build
 
 # Unit and integration tests: real git repos and transports, the real
 # Prometheus binary, the real in-process OCI registry, and the demo binary
-# killed with -9 mid-rollout and resumed.
+# killed with -9 mid-rollout and resumed; then every fuzz target for
+# FUZZTIME.
 test: tools fmt-check vet
 	$(GO) test -count=1 -timeout 20m ./...
+	@$(MAKE) --no-print-directory fuzz
+
+# Every fuzz target (found with go test -list '^Fuzz'), one at a time, for
+# FUZZTIME each: about a minute on two cores at 3s. A failing input is
+# left in the package's testdata/fuzz/ for plain go test to replay.
+FUZZTIME ?= 3s
+fuzz:
+	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 
 # Decision quality: every scenario × 200 seeds, canarybot's judge beside the
 # seed's threshold policy on identical traces. Not part of CI (minutes).
@@ -43,14 +52,17 @@ SEEDS ?= 200
 bench: build
 	./$(BIN) bench --scenarios $(SCENARIOS) --seeds $(SEEDS)
 
-# The end-to-end suite on a real stack: etcd, kube-apiserver, Redis and
-# Argo CD, built once from the Go module proxy and cached outside the clone
-# (CANARYBOT_TOOLS, default ~/.cache/canarybot/tools). Cold, the builds take
-# about 20 minutes on two cores; warm, nothing is rebuilt.
+# The end-to-end suite on a real stack: etcd, kube-apiserver and Argo CD,
+# built once from the Go module proxy and cached outside the clone
+# (CANARYBOT_TOOLS, default ~/.cache/canarybot/tools; cold, the builds take
+# about 20 minutes on two cores; warm, nothing is rebuilt), and Debian's
+# redis-server and prometheus, installed when missing and this machine can
+# (kubectl is not in Debian's archive: the script says how to get it).
 e2e-tools:
 	@scripts/e2e-tools.sh >/dev/null
 
 e2e: build
+	@scripts/ensure-tools.sh --e2e
 	@dirs=$$(scripts/e2e-tools.sh | paste -sd: -) && \
 	CANARYBOT_E2E_TOOLS=$$dirs CANARYBOT_E2E_REQUIRE=1 \
 	$(GO) test -tags e2e,kustomize_disable_go_plugin_support -count=1 -timeout 40m -v ./test/e2e/...
@@ -63,7 +75,8 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 # Installs Debian's prometheus and docker-registry when missing and this
-# machine can; otherwise says how.
+# machine can; otherwise says how. (`make e2e` and `make demo` run
+# scripts/ensure-tools.sh too, with --e2e and --demo.)
 tools:
 	@scripts/ensure-tools.sh
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/canarybot/canarybot/pkg/canary"
 	"github.com/canarybot/canarybot/pkg/github"
+	"github.com/canarybot/canarybot/pkg/github/webhook"
 	"github.com/canarybot/canarybot/pkg/gitops"
 	"github.com/canarybot/canarybot/pkg/registry/notify"
 )
@@ -170,7 +171,7 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger, sess *github
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", o.listen, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := webhook.NewServer(mux) // read, write and idle timeouts: slow senders hold nothing for long
 	go func() { _ = srv.Serve(ln) }()
 	defer func() {
 		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)

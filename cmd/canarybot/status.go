@@ -57,8 +57,14 @@ func (o *statusOptions) run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("list rollouts: %w", err)
 	}
+	cat, err := catalogAt(ctx, r)
+	if err != nil {
+		return err
+	}
 	if o.plan != "" {
 		plans = []string{o.plan}
+	} else {
+		printCatalog(out, cat, plans)
 	}
 	if len(plans) == 0 {
 		fmt.Fprintf(out, "no rollouts in %s (no %s/*.yaml on %s)\n", gitops.RedactURL(o.repo), canary.StateDir, o.branch)
@@ -75,6 +81,7 @@ func (o *statusOptions) run(ctx context.Context, out io.Writer) error {
 		if err := printRollout(ctx, out, r, p, commits); err != nil {
 			return err
 		}
+		printPlanOf(out, cat, p)
 	}
 	return nil
 }
