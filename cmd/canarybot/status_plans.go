@@ -62,4 +62,3 @@ func short(sha string) string {
 	}
 	return sha
 }
-
