@@ -32,6 +32,10 @@ func main() {
 	err := newRoot(os.Stdout, os.Stderr).ExecuteContext(ctx)
 	var ee *exitError
 	switch {
+	case err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		// SIGTERM or Ctrl-C: a clean shutdown. Git holds everything; the
+		// next run goes on from there.
+		fmt.Fprintln(os.Stderr, "stopped")
 	case errors.As(err, &ee):
 		os.Exit(ee.code)
 	case err != nil:
