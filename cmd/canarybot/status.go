@@ -61,9 +61,12 @@ func (o *statusOptions) run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if len(cat.Plans)+len(cat.Invalid) == 0 && cat.ConfigErr == nil {
+		cat = nil // the repo keeps no plans where the bot discovers them (plans driven with --plan)
+	}
 	if o.plan != "" {
 		plans = []string{o.plan}
-	} else {
+	} else if cat != nil {
 		printCatalog(out, cat, plans)
 	}
 	if len(plans) == 0 {
@@ -81,7 +84,9 @@ func (o *statusOptions) run(ctx context.Context, out io.Writer) error {
 		if err := printRollout(ctx, out, r, p, commits); err != nil {
 			return err
 		}
-		printPlanOf(out, cat, p)
+		if cat != nil {
+			printPlanOf(out, cat, p)
+		}
 	}
 	return nil
 }
