@@ -13,7 +13,7 @@ BIN := bin/canarybot
 AGENT := bin/gpu-agent
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build demo test fuzz bench vet fmt-check tools clean e2e e2e-tools
+.PHONY: all build demo test fuzz bench bench-fleet vet fmt-check tools clean e2e e2e-tools
 
 all: build
 
@@ -51,6 +51,14 @@ SCENARIOS ?= bench/scenarios/shared,bench/scenarios
 SEEDS ?= 200
 bench: build
 	./$(BIN) bench --scenarios $(SCENARIOS) --seeds $(SEEDS)
+
+# Fleet scale: PLANS plans × STEPS steps in one repository over the real
+# git http-backend, driven to promotion by one process; prints each number
+# beside its target (every transition once, p99 decision → push, RSS).
+PLANS ?= 1000
+STEPS ?= 5
+bench-fleet: build
+	./$(BIN) bench-fleet --plans $(PLANS) --steps $(STEPS)
 
 # The end-to-end suite on a real stack: etcd, kube-apiserver and Argo CD,
 # built once from the Go module proxy and cached outside the clone

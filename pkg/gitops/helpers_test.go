@@ -111,6 +111,13 @@ func (rm *remote) show(t *testing.T, rev, path string) string {
 // smart HTTP, requiring basic auth with TokenUsername and token. It
 // returns the repo's URL and a counter of refused requests.
 func (rm *remote) serveHTTP(t *testing.T, token string) (string, *atomic.Int32) {
+	url, refused, _ := rm.serveHTTPCounting(t, token)
+	return url, refused
+}
+
+// serveHTTPCounting is serveHTTP that also counts the pushes
+// (git-receive-pack requests) it serves.
+func (rm *remote) serveHTTPCounting(t *testing.T, token string) (string, *atomic.Int32, *atomic.Int32) {
 	t.Helper()
 	gitBin, err := exec.LookPath("git")
 	if err != nil {
@@ -126,8 +133,11 @@ func (rm *remote) serveHTTP(t *testing.T, token string) (string, *atomic.Int32) 
 			"HOME=" + t.TempDir(),
 		},
 	}
-	var refused atomic.Int32
+	var refused, pushes atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/git-receive-pack") {
+			pushes.Add(1)
+		}
 		user, pass, ok := req.BasicAuth()
 		if !ok || user != TokenUsername || pass != token {
 			refused.Add(1)
@@ -138,7 +148,7 @@ func (rm *remote) serveHTTP(t *testing.T, token string) (string, *atomic.Int32) 
 		backend.ServeHTTP(w, req)
 	}))
 	t.Cleanup(srv.Close)
-	return srv.URL + "/remote.git", &refused
+	return srv.URL + "/remote.git", &refused, &pushes
 }
 
 // fakeClock returns at once from After and records the waits.

@@ -94,6 +94,34 @@ func (r *Reader) LastCommit(ctx context.Context, head string, paths ...string) (
 	for i, p := range paths {
 		clean[i] = strings.Trim(path.Clean("/"+p), "/")
 	}
+	key := strings.Join(clean, "\x00")
+	known, cached := r.touched[key]
+	found, err := r.lastTouching(ctx, c, clean, known, cached)
+	if err != nil {
+		return "", fmt.Errorf("walk log of %s: %w", head, err)
+	}
+	if len(r.touched) >= maxTouchCache {
+		clear(r.touched)
+	}
+	r.touched[key] = touchEntry{head: c.Hash, sha: found}
+	return found, nil
+}
+
+// touchEntry remembers LastCommit's answer for some paths at a head: a
+// later call walks only the commits since, so that many plans asking
+// about their own files after every commit cost what is new, not the
+// whole history each time.
+type touchEntry struct {
+	head plumbing.Hash
+	sha  string
+}
+
+const maxTouchCache = 1 << 16
+
+// lastTouching walks from c, newest first, to the first commit touching
+// paths; reaching known.head (when cached) ends the walk with its answer.
+// The caller holds r.st.mu.
+func (r *Reader) lastTouching(ctx context.Context, c *object.Commit, paths []string, known touchEntry, cached bool) (string, error) {
 	iter := object.NewCommitIterCTime(c, nil, nil)
 	defer iter.Close()
 	for {
@@ -105,48 +133,19 @@ func (r *Reader) LastCommit(ctx context.Context, head string, paths ...string) (
 			return "", nil
 		}
 		if err != nil {
-			return "", fmt.Errorf("walk log of %s: %w", head, err)
+			return "", err
 		}
-		touched, err := touches(c, clean)
+		if cached && c.Hash == known.head {
+			return known.sha, nil
+		}
+		changed, err := r.st.changedPathsOf(c)
 		if err != nil {
 			return "", err
 		}
-		if touched {
+		if touchesAny(changed, paths) {
 			return c.Hash.String(), nil
 		}
 	}
-}
-
-// touches reports whether c changed any of paths against its first parent.
-func touches(c *object.Commit, paths []string) (bool, error) {
-	tree, err := c.Tree()
-	if err != nil {
-		return false, fmt.Errorf("read tree of %s: %w", short(c.Hash), err)
-	}
-	var parent *object.Tree
-	if c.NumParents() > 0 {
-		p, err := c.Parent(0)
-		if err != nil {
-			return false, fmt.Errorf("read parent of %s: %w", short(c.Hash), err)
-		}
-		if parent, err = p.Tree(); err != nil {
-			return false, fmt.Errorf("read tree of %s: %w", short(p.Hash), err)
-		}
-	}
-	for _, p := range paths {
-		now, err := entryAt(tree, p)
-		if err != nil {
-			return false, err
-		}
-		before, err := entryAt(parent, p)
-		if err != nil {
-			return false, err
-		}
-		if now != before {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 // entryID identifies what a tree holds at a path; the zero value is absent.

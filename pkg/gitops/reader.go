@@ -32,10 +32,12 @@ type Reader struct {
 	st   *store
 	opts Options
 	log  *slog.Logger
+	// touched caches LastCommit by paths; guarded by st.mu.
+	touched map[string]touchEntry
 }
 
 func newReader(repo *git.Repository, o Options) *Reader {
-	return &Reader{repo: repo, st: newStore(repo), opts: o, log: o.Logger}
+	return &Reader{repo: repo, st: newStore(repo), opts: o, log: o.Logger, touched: map[string]touchEntry{}}
 }
 
 // OpenReadOnly clones opts.Branch of opts.URL into memory, with no working

@@ -26,8 +26,11 @@ var _ canary.Repo = (*Repo)(nil)
 type Repo struct {
 	*Reader
 	dir string
-	// mu serialises Transact: commits to the branch go one at a time.
+	// mu serialises pushes: commits to the branch go one batch at a time.
 	mu sync.Mutex
+	// qmu guards queue, the transactions waiting for the next batch.
+	qmu   sync.Mutex
+	queue []*txn
 }
 
 // Open reuses the clone in opts.Dir when it is a clone of opts.URL, or

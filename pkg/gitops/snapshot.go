@@ -38,6 +38,8 @@ type store struct {
 	blobs map[plumbing.Hash][]byte
 	// blobBytes is the size of the cached blobs.
 	blobBytes int
+	// changes caches each commit's changed paths (changes.go).
+	changes map[plumbing.Hash][]string
 }
 
 // treeEntry is one entry of a tree object, sorted by name.
@@ -54,7 +56,8 @@ const (
 )
 
 func newStore(repo *git.Repository) *store {
-	return &store{repo: repo, trees: map[plumbing.Hash][]treeEntry{}, blobs: map[plumbing.Hash][]byte{}}
+	return &store{repo: repo, trees: map[plumbing.Hash][]treeEntry{}, blobs: map[plumbing.Hash][]byte{},
+		changes: map[plumbing.Hash][]string{}}
 }
 
 // tree returns the entries of tree object h. The caller holds s.mu.

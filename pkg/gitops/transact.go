@@ -36,61 +36,134 @@ func (e *nonFastForward) Is(target error) bool { return target == ErrNonFastForw
 // not a fast-forward, Transact fetches, calls fn again on the new head and
 // retries with exponential backoff, up to opts.Retry.Attempts pushes. It
 // never force-pushes. Commits are written as Git objects, with no work
-// tree, so snapshots read meanwhile are never disturbed; one Transact runs
-// at a time per Repo.
+// tree, so snapshots read meanwhile are never disturbed.
+//
+// Transactions on one Repo are serialised and grouped: those that arrive
+// while a push is under way go together into the next push, each its own
+// commit on top of the one before (its fn sees the tree with the earlier
+// ones applied), so that many plans moving at once cost one push, not one
+// each.
 func (r *Repo) Transact(ctx context.Context, fn canary.TransactFunc) (canary.CommitResult, error) {
 	if fn == nil {
 		return canary.CommitResult{}, errors.New("transact: nil TransactFunc")
 	}
+	t := &txn{ctx: ctx, fn: fn}
+	r.qmu.Lock()
+	r.queue = append(r.queue, t)
+	r.qmu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var res canary.CommitResult
-	delay := r.opts.Retry.Initial
+	r.qmu.Lock()
+	batch := r.queue
+	r.queue = nil
+	r.qmu.Unlock()
+	if len(batch) > 0 {
+		r.runBatch(ctx, batch)
+	}
+	return t.res, t.err
+}
+
+// txn is one Transact waiting in a batch. Its result is written by the
+// goroutine holding r.mu before it releases it.
+type txn struct {
+	ctx context.Context
+	fn  canary.TransactFunc
+	sha string
+	res canary.CommitResult
+	err error
+}
+
+// runBatch commits each transaction of batch on top of the one before and
+// pushes them together, redoing them on the new head when the push is not
+// a fast-forward. The caller holds r.mu.
+func (r *Repo) runBatch(ctx context.Context, batch []*txn) {
 	head, err := r.Head(ctx)
 	if err != nil {
-		if head, err = r.Fetch(ctx); err != nil {
-			return res, err
-		}
+		head, err = r.Fetch(ctx)
 	}
-	for {
-		tree, err := r.Tree(ctx, head)
-		if err != nil {
-			return res, err
+	if err != nil {
+		fail(batch, err)
+		return
+	}
+	delay := r.opts.Retry.Initial
+	for attempt := 1; ; attempt++ {
+		tip, committed := r.commitAll(head, batch)
+		if len(committed) == 0 {
+			return
 		}
-		ch, err := fn(ctx, tree)
-		if err != nil {
-			return res, fmt.Errorf("compute change at %s: %w", tree.Head, err)
+		for _, t := range committed {
+			t.res.Attempts++
 		}
-		sha, err := r.commitChange(ctx, tree.Head, ch)
-		if err != nil {
-			return res, err
-		}
-		if sha == "" {
-			res.NoOp, res.SHA = true, tree.Head
-			return res, nil
-		}
-		res.Attempts++
-		err = r.push(ctx, sha)
+		err := r.push(ctx, tip)
 		if err == nil {
-			res.SHA = sha
-			r.log.Debug("pushed", "commit", sha, "branch", r.opts.Branch, "attempts", res.Attempts)
-			return res, nil
+			for _, t := range committed {
+				t.res.SHA = t.sha
+			}
+			r.log.Debug("pushed", "commit", tip, "branch", r.opts.Branch, "commits", len(committed), "attempt", attempt)
+			return
 		}
-		if !errors.Is(err, ErrNonFastForward) {
-			return res, err
+		if errors.Is(err, ErrNonFastForward) && attempt >= r.opts.Retry.Attempts {
+			err = fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
 		}
-		if res.Attempts >= r.opts.Retry.Attempts {
-			return res, fmt.Errorf("%w (gave up after %d attempts)", err, res.Attempts)
+		if !errors.Is(err, ErrNonFastForward) || attempt >= r.opts.Retry.Attempts {
+			fail(committed, err)
+			return
 		}
 		r.log.Info("push was not a fast-forward; retrying on the new head",
-			"branch", r.opts.Branch, "attempt", res.Attempts, "delay", delay)
+			"branch", r.opts.Branch, "attempt", attempt, "commits", len(committed), "delay", delay)
 		if err := sleep(ctx, r.opts.Clock, delay); err != nil {
-			return res, fmt.Errorf("wait to retry push %s: %w", r.opts.Branch, err)
+			fail(committed, fmt.Errorf("wait to retry push %s: %w", r.opts.Branch, err))
+			return
 		}
 		delay = r.opts.Retry.nextDelay(delay)
 		if head, err = r.Fetch(ctx); err != nil {
-			return res, err
+			fail(committed, err)
+			return
 		}
+		batch = committed
+	}
+}
+
+// commitAll runs each transaction on the tip so far and commits its
+// change there. A transaction whose fn fails, or whose change is a no-op,
+// is settled; the others come back in order with their commits, the last
+// one at tip.
+func (r *Repo) commitAll(head string, batch []*txn) (tip string, committed []*txn) {
+	tip = head
+	for _, t := range batch {
+		t.sha, t.err = "", nil
+		if err := t.ctx.Err(); err != nil {
+			t.err = err
+			continue
+		}
+		tree, err := r.Tree(t.ctx, tip)
+		if err != nil {
+			t.err = err
+			continue
+		}
+		ch, err := t.fn(t.ctx, tree)
+		if err != nil {
+			t.err = fmt.Errorf("compute change at %s: %w", tree.Head, err)
+			continue
+		}
+		sha, err := r.commitChange(t.ctx, tree.Head, ch)
+		switch {
+		case err != nil:
+			t.err = err
+		case sha == "":
+			t.res.NoOp, t.res.SHA = true, tree.Head
+		default:
+			t.sha, tip = sha, sha
+			committed = append(committed, t)
+		}
+	}
+	return tip, committed
+}
+
+// fail settles every transaction of ts with err.
+func fail(ts []*txn, err error) {
+	for _, t := range ts {
+		t.err = err
 	}
 }
 

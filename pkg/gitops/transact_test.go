@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -329,4 +330,83 @@ func TestTransactErrorsAreReturnedWrapped(t *testing.T) {
 	if h := rm.head(t); h != seed {
 		t.Errorf("remote moved to %s", h)
 	}
+}
+
+// Transactions that arrive while a push is under way go together into the
+// next push, each its own commit on top of the one before: 20 plans moving
+// at once cost 2 pushes, not 20, and each fn sees the commits before it.
+func TestTransactGroupsConcurrentCommitsIntoOnePush(t *testing.T) {
+	ctx := context.Background()
+	rm := newRemote(t)
+	seed := rm.head(t)
+	url, _, pushes := rm.serveHTTPCounting(t, "s3cret")
+	o := testOptions(t, url)
+	o.Token = "s3cret"
+	r := openRepo(t, o)
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	results := make([]canary.CommitResult, 20)
+	errs := make([]error, 20)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = r.Transact(ctx, func(_ context.Context, tree canary.Tree) (*canary.Change, error) {
+				if i == 0 {
+					<-release // hold the first push until the others queue up behind it
+				}
+				if i > 0 {
+					if _, err := fs.Stat(tree.FS, "plans/0.yaml"); err != nil {
+						return nil, fmt.Errorf("fn %d does not see the first commit: %w", i, err)
+					}
+				}
+				return &canary.Change{Files: map[string][]byte{fmt.Sprintf("plans/%d.yaml", i): []byte("x\n")},
+					Subject: fmt.Sprintf("plan %d", i)}, nil
+			})
+		}()
+		if i == 0 {
+			waitQueue(t, r, 0, true) // the first took its batch
+		}
+	}
+	waitQueue(t, r, 19, false) // the others queue behind it
+	close(release)
+	wg.Wait()
+	shas := map[string]bool{}
+	for i := range 20 {
+		if errs[i] != nil || results[i].NoOp || results[i].SHA == "" {
+			t.Fatalf("transaction %d: %+v, %v", i, results[i], errs[i])
+		}
+		shas[results[i].SHA] = true
+	}
+	if len(shas) != 20 {
+		t.Errorf("%d distinct commits, want 20", len(shas))
+	}
+	if n := runGit(t, rm.bare, "rev-list", "--count", seed+"..main"); n != "20" {
+		t.Errorf("%s commits on the remote, want 20 (one per transaction)", n)
+	}
+	if n := pushes.Load(); n != 2 {
+		t.Errorf("%d pushes, want 2: the first alone, the 19 queued behind it together", n)
+	}
+}
+
+// waitQueue waits until n transactions wait for the next batch (and, with
+// taken, until the running batch has emptied the queue).
+func waitQueue(t *testing.T, r *Repo, n int, taken bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		r.qmu.Lock()
+		got := len(r.queue)
+		r.qmu.Unlock()
+		if got != n {
+			continue
+		}
+		if !taken {
+			return
+		}
+		if !r.mu.TryLock() {
+			return // a batch holds the push lock
+		}
+		r.mu.Unlock()
+	}
+	t.Fatalf("the queue never held %d transactions", n)
 }
