@@ -35,7 +35,7 @@ func (edges) Evaluate(_ context.Context, g canary.GateSpec, _ canary.Window) (ca
 }
 
 func (edges) Approved(context.Context, string, int, canary.Artifact) (bool, error) { return true, nil }
-func (edges) Request(context.Context, canary.ApprovalRequest) error               { return nil }
+func (edges) Request(context.Context, canary.ApprovalRequest) error                { return nil }
 
 func (edges) Latest(_ context.Context, plan *canary.CanaryPlan) (*canary.Artifact, error) {
 	s := plan.Spec.Model.Source.Static
