@@ -91,7 +91,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = f.Run(runCtx) }()
 	res := &Result{Plans: cfg.Plans}
-	err = waitPromoted(runCtx, repo, cfg, res, start)
+	err = waitPromoted(runCtx, repo, cfg, res, start, func() int { return len(rec.latencies()) })
 	cancel()
 	<-done
 	res.Elapsed = time.Since(start)
@@ -105,7 +105,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 // waitPromoted polls the state files until every plan is promoted.
-func waitPromoted(ctx context.Context, repo *gitops.Repo, cfg Config, res *Result, start time.Time) error {
+func waitPromoted(ctx context.Context, repo *gitops.Repo, cfg Config, res *Result, start time.Time, committed func() int) error {
 	last := time.Now()
 	for {
 		n, err := promoted(ctx, repo)
@@ -116,7 +116,8 @@ func waitPromoted(ctx context.Context, repo *gitops.Repo, cfg Config, res *Resul
 			return nil
 		}
 		if cfg.Progress != nil && time.Since(last) > 5*time.Second {
-			cfg.Progress("[%5.1fs] %d of %d plans promoted", time.Since(start).Seconds(), n, cfg.Plans)
+			cfg.Progress("[%5.1fs] %d of %d transitions committed, %d of %d plans promoted", time.Since(start).Seconds(),
+				committed(), cfg.Plans*(cfg.Steps+1), n, cfg.Plans)
 			last = time.Now()
 		}
 		select {
