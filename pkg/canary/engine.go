@@ -81,6 +81,7 @@ type Report struct {
 // are reported through the logger and retried after Poll.
 func (e *Engine) Run(ctx context.Context) error {
 	for {
+		started := e.Clock.Now()
 		r, err := e.Tick(ctx)
 		wait := e.Poll
 		switch {
@@ -100,6 +101,14 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-e.Wake:
+			// However many wake-ups arrive, at most one tick per MinPoll.
+			if gap := e.MinPoll - e.Clock.Now().Sub(started); gap > 0 {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-e.Clock.After(gap):
+				}
+			}
 		case <-e.Clock.After(wait):
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -325,4 +326,103 @@ func TestEnginePendingCommitIsAWaitNotAnError(t *testing.T) {
 	if w.sync.refreshes != 0 || strings.Contains(logs.String(), "transition") {
 		t.Errorf("a pending change was treated as committed: %d refreshes, logs:\n%s", w.sync.refreshes, logs.String())
 	}
+}
+
+// A burst of wake-ups starts at most one tick per MinPoll.
+func TestEngineWakeUpsAreRateLimited(t *testing.T) {
+	w := newWorld(t, nil)
+	w.engine.Artifacts = &fakeArtifacts{LatestFn: func(context.Context, *CanaryPlan) (*Artifact, error) { return nil, nil }}
+	clock := &handClock{now: t0}
+	w.engine.Clock, w.engine.MinPoll, w.engine.Poll = clock, time.Minute, time.Hour
+	wake := make(chan struct{}, 1)
+	w.engine.Wake = wake
+	ticks := make(chan Report, 100)
+	w.engine.OnTick = func(r Report) { ticks <- r }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = w.engine.Run(ctx) }()
+	<-ticks
+	burst := func() {
+		for range 50 {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+	for round := range 3 {
+		burst()
+		clock.waitTimers(t, 1)
+		select {
+		case <-ticks:
+			t.Fatalf("round %d: a tick before MinPoll passed", round)
+		case <-time.After(100 * time.Millisecond):
+		}
+		clock.advance(time.Minute)
+		select {
+		case <-ticks:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: no tick after MinPoll", round)
+		}
+	}
+}
+
+// handClock's After fires when advance passes its deadline.
+type handClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []handTimer
+}
+
+type handTimer struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func (c *handClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *handClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	c.timers = append(c.timers, handTimer{at: c.now.Add(d), ch: ch})
+	return ch
+}
+
+func (c *handClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	keep := c.timers[:0]
+	for _, tm := range c.timers {
+		if tm.at.After(c.now) {
+			keep = append(keep, tm)
+			continue
+		}
+		tm.ch <- c.now
+	}
+	c.timers = keep
+}
+
+// waitTimers waits until at least n timers shorter than the poll wait.
+func (c *handClock) waitTimers(t *testing.T, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		c.mu.Lock()
+		short := 0
+		for _, tm := range c.timers {
+			if tm.at.Sub(c.now) <= time.Minute {
+				short++
+			}
+		}
+		c.mu.Unlock()
+		if short >= n {
+			return
+		}
+	}
+	t.Fatal("the engine never waited out MinPoll")
 }
