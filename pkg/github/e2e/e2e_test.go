@@ -209,13 +209,16 @@ func titles(prs []*gh.PullRequest) []string {
 
 func (w *world) expectCheckRun(c *gh.Client, sha string) {
 	w.t.Helper()
-	runs, _, err := c.Checks.ListCheckRunsForRef(w.ctx, owner, repoName, sha, &gh.ListCheckRunsOptions{CheckName: gh.String(github.CheckName)})
-	if err != nil {
-		w.t.Fatalf("list check runs: %v", err)
-	}
-	if runs.GetTotal() == 0 {
-		w.t.Fatalf("no %s check run on %s", github.CheckName, sha)
-	}
+	// The bot opens the PR, then puts the check run on its head: wait for it.
+	var runs *gh.ListCheckRunsResults
+	w.eventually(fmt.Sprintf("a %s check run on %s", github.CheckName, sha), 30*time.Second, func() bool {
+		var err error
+		runs, _, err = c.Checks.ListCheckRunsForRef(w.ctx, owner, repoName, sha, &gh.ListCheckRunsOptions{CheckName: gh.String(github.CheckName)})
+		if err != nil {
+			w.t.Fatalf("list check runs: %v", err)
+		}
+		return runs.GetTotal() > 0
+	})
 	out := runs.CheckRuns[0].GetOutput()
 	if !strings.Contains(out.GetText(), "answer-quality") || !strings.Contains(out.GetTitle(), "waits for approval") {
 		w.t.Fatalf("check run output lacks the evidence: %q / %q", out.GetTitle(), out.GetText())
