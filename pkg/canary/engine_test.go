@@ -6,9 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/canarybot/canarybot/pkg/canary/canarytest"
 )
 
 // Fakes with one Fn field per port method, as Kargo's gitprovider.Fake.
@@ -332,7 +333,7 @@ func TestEnginePendingCommitIsAWaitNotAnError(t *testing.T) {
 func TestEngineWakeUpsAreRateLimited(t *testing.T) {
 	w := newWorld(t, nil)
 	w.engine.Artifacts = &fakeArtifacts{LatestFn: func(context.Context, *CanaryPlan) (*Artifact, error) { return nil, nil }}
-	clock := &handClock{now: t0}
+	clock := canarytest.NewManualClock(t0)
 	w.engine.Clock, w.engine.MinPoll, w.engine.Poll = clock, time.Minute, time.Hour
 	wake := make(chan struct{}, 1)
 	w.engine.Wake = wake
@@ -352,13 +353,13 @@ func TestEngineWakeUpsAreRateLimited(t *testing.T) {
 	}
 	for round := range 3 {
 		burst()
-		clock.waitTimers(t, 1)
+		waitTimers(t, clock, time.Minute)
 		select {
 		case <-ticks:
 			t.Fatalf("round %d: a tick before MinPoll passed", round)
 		case <-time.After(100 * time.Millisecond):
 		}
-		clock.advance(time.Minute)
+		clock.Advance(time.Minute)
 		select {
 		case <-ticks:
 		case <-time.After(30 * time.Second):
@@ -367,60 +368,11 @@ func TestEngineWakeUpsAreRateLimited(t *testing.T) {
 	}
 }
 
-// handClock's After fires when advance passes its deadline.
-type handClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []handTimer
-}
-
-type handTimer struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func (c *handClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *handClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	c.timers = append(c.timers, handTimer{at: c.now.Add(d), ch: ch})
-	return ch
-}
-
-func (c *handClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	keep := c.timers[:0]
-	for _, tm := range c.timers {
-		if tm.at.After(c.now) {
-			keep = append(keep, tm)
-			continue
-		}
-		tm.ch <- c.now
-	}
-	c.timers = keep
-}
-
-// waitTimers waits until at least n timers shorter than the poll wait.
-func (c *handClock) waitTimers(t *testing.T, n int) {
+// waitTimers waits until the engine waits on a timer due within d.
+func waitTimers(t *testing.T, c *canarytest.ManualClock, d time.Duration) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		c.mu.Lock()
-		short := 0
-		for _, tm := range c.timers {
-			if tm.at.Sub(c.now) <= time.Minute {
-				short++
-			}
-		}
-		c.mu.Unlock()
-		if short >= n {
+		if c.Waiting(d) > 0 {
 			return
 		}
 	}
