@@ -2,12 +2,14 @@ package canary
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	"sigs.k8s.io/yaml"
 )
@@ -106,7 +108,12 @@ func (c *Catalog) Problem(name string) (PlanProblem, bool) {
 // Application, are reported in Invalid and do not stop the others.
 // Documents of other kinds are skipped. Discover fails only when the
 // plans directory cannot be listed at all.
-func Discover(t Tree) (*Catalog, error) {
+func Discover(t Tree) (*Catalog, error) { return DiscoverCached(t, nil) }
+
+// DiscoverCached is Discover with the decoding of each plan file kept in
+// cache by the file's content, so that a new revision re-decodes only the
+// files that changed. A nil cache decodes everything.
+func DiscoverCached(t Tree, cache *PlanCache) (*Catalog, error) {
 	c := &Catalog{Head: t.Head, PlansDir: DefaultPlansDir}
 	cfg, err := readConfig(t.FS)
 	if err != nil {
@@ -124,7 +131,7 @@ func Discover(t Tree) (*Catalog, error) {
 			c.Invalid = append(c.Invalid, PlanProblem{Path: f.path, Err: f.err})
 			continue
 		}
-		plans, problems := decodePlanFile(t.FS, f.path)
+		plans, problems := cache.decode(t.FS, f.path)
 		found = append(found, plans...)
 		c.Invalid = append(c.Invalid, problems...)
 	}
@@ -205,12 +212,55 @@ func planFiles(fsys fs.FS, dir string) ([]planFile, error) {
 	return out, nil
 }
 
-// decodePlanFile decodes every CanaryPlan document of the file at p.
-func decodePlanFile(fsys fs.FS, p string) ([]PlanEntry, []PlanProblem) {
+// PlanCache remembers decoded plan files by path and content. Plans it
+// hands out are shared: callers must not modify them. Safe for concurrent
+// use; the zero value is ready.
+type PlanCache struct {
+	mu    sync.Mutex
+	files map[planKey]decodedFile
+}
+
+type planKey struct {
+	path string
+	sum  [sha256.Size]byte
+}
+
+type decodedFile struct {
+	plans    []PlanEntry
+	problems []PlanProblem
+}
+
+const maxCachedPlanFiles = 1 << 15
+
+// decode decodes the file at p, or returns what it decoded for the same
+// bytes before.
+func (c *PlanCache) decode(fsys fs.FS, p string) ([]PlanEntry, []PlanProblem) {
 	b, err := ReadRepoFile(fsys, p, MaxPlanBytes)
 	if err != nil {
 		return nil, []PlanProblem{{Path: p, Err: err}}
 	}
+	if c == nil {
+		return decodePlanFile(p, b)
+	}
+	key := planKey{path: p, sum: sha256.Sum256(b)}
+	c.mu.Lock()
+	d, ok := c.files[key]
+	c.mu.Unlock()
+	if ok {
+		return d.plans, d.problems
+	}
+	plans, problems := decodePlanFile(p, b)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.files == nil || len(c.files) >= maxCachedPlanFiles {
+		c.files = map[planKey]decodedFile{}
+	}
+	c.files[key] = decodedFile{plans: plans, problems: problems}
+	return plans, problems
+}
+
+// decodePlanFile decodes every CanaryPlan document of the file at p.
+func decodePlanFile(p string, b []byte) ([]PlanEntry, []PlanProblem) {
 	var plans []PlanEntry
 	var problems []PlanProblem
 	for i, doc := range splitDocuments(b) {

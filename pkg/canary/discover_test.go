@@ -132,3 +132,40 @@ func TestDiscoverReadsTheRepositoryConfig(t *testing.T) {
 		t.Errorf("a repo with no plans: %v", err)
 	}
 }
+
+// With a cache, a new revision decodes only the files whose bytes changed,
+// and gives the same catalog as decoding everything.
+func TestDiscoverCachedDecodesOnlyChangedFiles(t *testing.T) {
+	fsys := fstest.MapFS{
+		".canarybot/plans/a.yaml": {Data: []byte(namedPlan("alpha"))},
+		".canarybot/plans/b.yaml": {Data: []byte(namedPlan("beta"))},
+	}
+	var cache PlanCache
+	first, err := DiscoverCached(Tree{Head: "h1", FS: fsys}, &cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys[".canarybot/plans/b.yaml"] = &fstest.MapFile{Data: []byte(strings.Replace(namedPlan("beta"), "setWeight: 10", "setWeight: 20", 1))}
+	second, err := DiscoverCached(Tree{Head: "h2", FS: fsys}, &cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := Discover(Tree{Head: "h2", FS: fsys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a1, _ := first.Lookup("alpha")
+	a2, _ := second.Lookup("alpha")
+	b1, _ := first.Lookup("beta")
+	b2, _ := second.Lookup("beta")
+	if a1 != a2 {
+		t.Error("the unchanged file was decoded again")
+	}
+	if b1 == b2 || *b2.Spec.Steps[0].SetWeight != 20 {
+		t.Errorf("the changed file was not decoded again: %v", b2.Spec.Steps[0])
+	}
+	pb, _ := plain.Lookup("beta")
+	if len(second.Plans) != len(plain.Plans) || *pb.Spec.Steps[0].SetWeight != *b2.Spec.Steps[0].SetWeight {
+		t.Error("the cached catalog differs from a plain one")
+	}
+}

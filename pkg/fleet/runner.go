@@ -407,6 +407,8 @@ type catalogCache struct {
 	mu     sync.Mutex
 	byHead map[string]*canary.Catalog
 	order  []string
+	// files keeps decoded plan files by content across revisions.
+	files canary.PlanCache
 }
 
 const cachedCatalogs = 4
@@ -418,7 +420,7 @@ func (c *catalogCache) at(t canary.Tree) (*canary.Catalog, error) {
 	if cat, ok := c.byHead[t.Head]; ok {
 		return cat, nil
 	}
-	cat, err := canary.Discover(t)
+	cat, err := canary.DiscoverCached(t, &c.files)
 	if err != nil {
 		return nil, err
 	}
