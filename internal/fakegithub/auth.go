@@ -51,6 +51,7 @@ type token struct {
 	kind    TokenKind
 	value   string
 	user    *account
+	inst    int64     // the installation of an installation token
 	expires time.Time // zero: never
 }
 
@@ -59,6 +60,7 @@ type identity struct {
 	kind  TokenKind
 	token string
 	user  *account // the bot for installation tokens; nil for the App
+	inst  int64    // the installation of an installation token
 }
 
 var errBadCredentials = &apiError{Status: http.StatusUnauthorized, Message: "Bad credentials"}
@@ -81,10 +83,11 @@ func (s *Server) initKey() error {
 // GitHub lets you download it; nil when Options.AppPublicKey was given.
 func (s *Server) PrivateKeyPEM() []byte { return append([]byte(nil), s.keyPEM...) }
 
-// AppID and InstallationID are the App's IDs.
+// AppID is the App's ID.
 func (s *Server) AppID() int64 { return s.opts.AppID }
 
-// InstallationID is the App's one installation.
+// InstallationID is the App's default installation, which covers every
+// repository that no installation made by AddInstallation covers.
 func (s *Server) InstallationID() int64 { return s.opts.InstallationID }
 
 // BotLogin is the App's user login, "<slug>[bot]".
@@ -121,10 +124,16 @@ func (s *Server) newAccount(login, typ, perm string) *account {
 	return a
 }
 
-// permission is who's permission on r.
-func (s *Server) permission(who *identity, _ *repo) string {
+// permission is who's permission on r. An installation token has none
+// on the repositories its installation does not cover.
+func (s *Server) permission(who *identity, r *repo) string {
 	if who.user == nil {
 		return PermNone
+	}
+	if who.kind == TokenInstallation && r != nil {
+		if in := s.covering(r); in == nil || in.id != who.inst {
+			return PermNone
+		}
 	}
 	return who.user.perm
 }
@@ -164,7 +173,7 @@ func (s *Server) authenticate(r *http.Request, mode authMode) (*identity, error)
 	if tok == nil || (!tok.expires.IsZero() && !s.now().Before(tok.expires)) {
 		return nil, errBadCredentials
 	}
-	return &identity{kind: tok.kind, token: cred, user: tok.user}, nil
+	return &identity{kind: tok.kind, token: cred, user: tok.user, inst: tok.inst}, nil
 }
 
 // verifyJWT checks an App JWT as GitHub does: RS256 signed by the App's
@@ -241,23 +250,7 @@ func (s *Server) ExpireTokens() {
 }
 
 func (s *Server) authRoutes() {
-	s.api("POST /app/installations/{id}/access_tokens", authJWT, s.createAccessToken)
 	s.api("GET /app", authJWT, func(*request) (int, any, error) { return http.StatusOK, s.app(), nil })
-	s.api("GET /app/installations", authJWT, func(*request) (int, any, error) {
-		return http.StatusOK, []*github.Installation{s.installation(true)}, nil
-	})
-	s.api("GET /app/installations/{id}", authJWT, func(rq *request) (int, any, error) {
-		if rq.PathValue("id") != strconv.FormatInt(s.opts.InstallationID, 10) {
-			return 0, nil, errNotFound
-		}
-		return http.StatusOK, s.installation(true), nil
-	})
-	s.api("GET /repos/{owner}/{repo}/installation", authJWT, func(rq *request) (int, any, error) {
-		if s.repos[repoKey(rq.PathValue("owner"), rq.PathValue("repo"))] == nil {
-			return 0, nil, errNotFound
-		}
-		return http.StatusOK, s.installation(true), nil
-	})
 	s.api("GET /user", authToken, func(rq *request) (int, any, error) {
 		if rq.who.kind != TokenUser {
 			return 0, nil, forbidden("Resource not accessible by integration")
@@ -273,25 +266,6 @@ func (s *Server) authRoutes() {
 	})
 }
 
-func (s *Server) createAccessToken(rq *request) (int, any, error) {
-	if rq.PathValue("id") != strconv.FormatInt(s.opts.InstallationID, 10) {
-		return 0, nil, errNotFound
-	}
-	tok := &token{kind: TokenInstallation, value: "ghs_" + randomString(36), user: s.bot,
-		expires: s.now().Add(s.opts.TokenTTL)}
-	s.tokens[tok.value] = tok
-	repos := make([]*github.Repository, 0, len(s.repoOrder))
-	for _, r := range s.repoOrder {
-		repos = append(repos, s.repository(r))
-	}
-	return http.StatusCreated, &github.InstallationToken{
-		Token:        github.String(tok.value),
-		ExpiresAt:    ghTime(tok.expires),
-		Permissions:  installationPermissions(),
-		Repositories: repos,
-	}, nil
-}
-
 func installationPermissions() *github.InstallationPermissions {
 	return &github.InstallationPermissions{
 		Contents: github.String("write"), PullRequests: github.String("write"), Checks: github.String("write"),
@@ -305,22 +279,8 @@ func (s *Server) app() *github.App {
 		ID: github.Int64(s.opts.AppID), Slug: github.String(s.opts.AppSlug), Name: github.String(s.opts.AppSlug),
 		NodeID: github.String(fmt.Sprintf("A_%d", s.opts.AppID)), HTMLURL: github.String(s.apiURL("/apps/" + s.opts.AppSlug)),
 		Permissions: installationPermissions(),
-		Events:      []string{"check_run", "issue_comment", "pull_request", "pull_request_review", "registry_package"},
+		Events:      []string{"check_run", "issue_comment", "pull_request", "pull_request_review", "push", "registry_package"},
 	}
-}
-
-func (s *Server) installation(full bool) *github.Installation {
-	in := &github.Installation{ID: github.Int64(s.opts.InstallationID),
-		NodeID: github.String(fmt.Sprintf("MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9u%d", s.opts.InstallationID))}
-	if full {
-		in.AppID = github.Int64(s.opts.AppID)
-		in.AppSlug = github.String(s.opts.AppSlug)
-		in.AccessTokensURL = github.String(s.apiURL(fmt.Sprintf("/app/installations/%d/access_tokens", s.opts.InstallationID)))
-		in.RepositorySelection = github.String("all")
-		in.Permissions = installationPermissions()
-		in.TargetType = github.String("Organization")
-	}
-	return in
 }
 
 // user is a's public profile.

@@ -10,8 +10,9 @@ import (
 )
 
 // Webhook payloads, built from go-github's event types. Every event
-// carries installation {id, node_id}, repository and sender, as GitHub
-// sends them to an App.
+// carries installation {id, node_id} (the installation covering the
+// repository), repository and sender, as GitHub sends them to an App.
+// Events about a repository no installation covers are not delivered.
 
 func (s *Server) emitPull(ctx context.Context, r *repo, p *pull, action string, sender *account) {
 	s.emitPullEvent(ctx, r, p, action, sender, nil, "")
@@ -20,13 +21,17 @@ func (s *Server) emitPull(ctx context.Context, r *repo, p *pull, action string, 
 // emitPullEvent sends pull_request; label is set for labeled and
 // unlabeled, before (the previous head) for synchronize.
 func (s *Server) emitPullEvent(ctx context.Context, r *repo, p *pull, action string, sender *account, label *github.Label, before string) {
+	in := s.hookInstallation(r)
+	if in == nil {
+		return
+	}
 	pr, err := s.pullJSON(ctx, r, p, false)
 	if err != nil {
 		s.log.Warn("render pull request for a webhook", "pr", p.number, "err", err)
 		return
 	}
 	ev := &github.PullRequestEvent{Action: github.String(action), Number: github.Int(p.number), PullRequest: pr,
-		Repo: s.repository(r), Sender: s.user(sender), Installation: s.installation(false), Label: label}
+		Repo: s.repository(r), Sender: s.user(sender), Installation: in, Label: label}
 	if action == "synchronize" {
 		ev.Before, ev.After = github.String(before), github.String(p.headSHA)
 	}
@@ -40,6 +45,10 @@ func (s *Server) emitLabel(ctx context.Context, r *repo, n int, name, action str
 // emitReview sends pull_request_review submitted. Webhooks carry the
 // review state in lower case ("approved"), unlike the REST API.
 func (s *Server) emitReview(ctx context.Context, r *repo, p *pull, rv *github.PullRequestReview, sender *account) {
+	in := s.hookInstallation(r)
+	if in == nil {
+		return
+	}
 	pr, err := s.pullJSON(ctx, r, p, false)
 	if err != nil {
 		s.log.Warn("render pull request for a webhook", "pr", p.number, "err", err)
@@ -48,17 +57,25 @@ func (s *Server) emitReview(ctx context.Context, r *repo, p *pull, rv *github.Pu
 	hooked := *rv
 	hooked.State = github.String(strings.ToLower(rv.GetState()))
 	s.emit("pull_request_review", "submitted", &github.PullRequestReviewEvent{Action: github.String("submitted"),
-		Review: &hooked, PullRequest: pr, Repo: s.repository(r), Sender: s.user(sender), Installation: s.installation(false)})
+		Review: &hooked, PullRequest: pr, Repo: s.repository(r), Sender: s.user(sender), Installation: in})
 }
 
 func (s *Server) emitComment(_ context.Context, r *repo, n int, c *github.IssueComment, action string, sender *account) {
+	in := s.hookInstallation(r)
+	if in == nil {
+		return
+	}
 	s.emit("issue_comment", action, &github.IssueCommentEvent{Action: github.String(action), Issue: s.issueJSON(r, n),
-		Comment: c, Repo: s.repository(r), Sender: s.user(sender), Installation: s.installation(false)})
+		Comment: c, Repo: s.repository(r), Sender: s.user(sender), Installation: in})
 }
 
 func (s *Server) emitCheckRun(_ context.Context, r *repo, cr *checkRun, action string, sender *account) {
+	in := s.hookInstallation(r)
+	if in == nil {
+		return
+	}
 	s.emit("check_run", action, &github.CheckRunEvent{Action: github.String(action), CheckRun: s.withPulls(r, cr),
-		Repo: s.repository(r), Sender: s.user(sender), Installation: s.installation(false)})
+		Repo: s.repository(r), Sender: s.user(sender), Installation: in})
 }
 
 // registryPackageEvent is GitHub's registry_package webhook, which
@@ -117,7 +134,8 @@ var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 // PublishPackage emits registry_package published for container image
 // ghcr.io/<owner>/<pkg>:<tag> at digest (sha256:<64 hex>), as GitHub does
 // when a version is pushed to GHCR. The package belongs to repository
-// owner/pkg when it exists, else to the owner's first repository.
+// owner/pkg when it exists, else to the owner's first repository; when
+// no installation covers that repository nothing is delivered.
 func (s *Server) PublishPackage(owner, pkg, tag, digest string) error {
 	if !digestRE.MatchString(digest) {
 		return fmt.Errorf("digest %q is not sha256:<64 lower-case hex>", digest)
@@ -136,6 +154,10 @@ func (s *Server) PublishPackage(owner, pkg, tag, digest string) error {
 	if r == nil {
 		return fmt.Errorf("owner %q has no repository to link package %s to", owner, pkg)
 	}
+	in := s.hookInstallation(r)
+	if in == nil {
+		return nil
+	}
 	now, who := ghTime(s.now()), s.owner(r.owner)
 	image := "ghcr.io/" + strings.ToLower(r.owner) + "/" + pkg
 	v := packageVersion{ID: s.id(), Version: digest, Name: digest,
@@ -145,7 +167,7 @@ func (s *Server) PublishPackage(owner, pkg, tag, digest string) error {
 	v.ContainerMetadata.Tag.Name, v.ContainerMetadata.Tag.Digest = tag, digest
 	v.ContainerMetadata.Labels, v.ContainerMetadata.Manifest = map[string]any{}, map[string]any{}
 	ev := &registryPackageEvent{Action: "published", Repository: s.repository(r), Sender: who,
-		Installation: s.installation(false),
+		Installation: in,
 		RegistryPackage: registryPackage{ID: s.id(), Name: pkg, Namespace: r.owner, Ecosystem: "CONTAINER",
 			PackageType: "CONTAINER", HTMLURL: s.apiURL("/" + r.owner + "/packages/container/package/" + pkg),
 			CreatedAt: now, UpdatedAt: now, Owner: who, PackageVersion: v,

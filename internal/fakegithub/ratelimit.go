@@ -24,10 +24,9 @@ const (
 )
 
 type rateLimiter struct {
-	limit          int
-	installationID int64
-	secondaryCode  int // 403 or 429
-	buckets        map[string]*bucket
+	limit         int
+	secondaryCode int // 403 or 429
+	buckets       map[string]*bucket
 	// secondary is how many of the next requests get a secondary limit.
 	secondary  int
 	retryAfter time.Duration
@@ -39,7 +38,7 @@ type bucket struct {
 }
 
 func newRateLimiter(o Options) *rateLimiter {
-	return &rateLimiter{limit: o.RateLimit, installationID: o.InstallationID, secondaryCode: o.SecondaryLimitStatus,
+	return &rateLimiter{limit: o.RateLimit, secondaryCode: o.SecondaryLimitStatus,
 		buckets: map[string]*bucket{}}
 }
 
@@ -48,7 +47,7 @@ func newRateLimiter(o Options) *rateLimiter {
 func bucketOf(who *identity) string {
 	switch who.kind {
 	case TokenInstallation:
-		return "installation"
+		return "installation:" + strconv.FormatInt(who.inst, 10)
 	case TokenUser:
 		return "user:" + strconv.FormatInt(who.user.id, 10)
 	default:
@@ -87,11 +86,12 @@ func (l *rateLimiter) admit(name string, now time.Time) error {
 	if b.used < l.limitOf(name) {
 		return nil
 	}
-	msg := fmt.Sprintf("API rate limit exceeded for installation ID %d.", l.installationID)
-	if u, ok := strings.CutPrefix(name, "user:"); ok {
-		msg = fmt.Sprintf("API rate limit exceeded for user ID %s.", u)
-	} else if name == "app" {
-		msg = "API rate limit exceeded for the App's JSON web token."
+	msg := "API rate limit exceeded for the App's JSON web token."
+	switch kind, id, _ := strings.Cut(name, ":"); kind {
+	case "installation":
+		msg = fmt.Sprintf("API rate limit exceeded for installation ID %s.", id)
+	case "user":
+		msg = fmt.Sprintf("API rate limit exceeded for user ID %s.", id)
 	}
 	return &apiError{Status: http.StatusForbidden, Message: msg, DocURL: primaryDocURL}
 }

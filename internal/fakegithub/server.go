@@ -10,7 +10,9 @@
 // use personal tokens. The fake also enforces primary and secondary rate
 // limits with GitHub's headers, answers conditional GETs with 304, applies
 // branch protection to merges, and delivers signed webhooks
-// asynchronously to a receiver, recording every delivery.
+// asynchronously to a receiver, recording every delivery: pull_request,
+// pull_request_review, issue_comment, check_run, registry_package,
+// installation events, and push whenever a branch moves.
 //
 // Tests drive it with a real client; Calls, PR, RepoPath and Deliveries
 // let them look at what happened:
@@ -21,8 +23,12 @@
 //	s.AddUser("alice", fakegithub.PermWrite) // returns her personal token
 //	// The App: ghinstallation with s.AppID(), s.InstallationID() and
 //	// s.PrivateKeyPEM(), BaseURL s.URL(); go-github's BaseURL s.URL()+"/".
+//	// More installations: s.AddInstallation("other-org") and its ID.
 //	// Git: s.CloneURL("acme", "gitops") with user x-access-token and an
-//	// installation token as the password.
+//	// installation token as the password. A person pushes as themselves
+//	// with the token AddUser returned as the password (any user name;
+//	// their login reads best), e.g. https://alice:<token>@host/acme/gitops.git.
+//	// Every branch a git push, a merge or a git/refs call moves emits push.
 //	s.Review("acme", "gitops", 1, "alice", "APPROVE", "ship it") // emits pull_request_review
 //	s.WaitDeliveries(ctx)
 package fakegithub
@@ -61,8 +67,9 @@ type Options struct {
 	// AppPublicKey verifies the App's JWTs. When nil, New generates a key
 	// pair and PrivateKeyPEM returns its private half.
 	AppPublicKey *rsa.PublicKey
-	// InstallationID is the App's one installation (1); it covers every
-	// repository of the server.
+	// InstallationID is the App's default installation (1); it covers
+	// every repository that no installation made by AddInstallation
+	// covers, so without those it covers every repository of the server.
 	InstallationID int64
 	// TokenTTL is the lifetime of installation tokens (1h, as GitHub).
 	TokenTTL time.Duration
@@ -113,6 +120,10 @@ type Server struct {
 	tokens    map[string]*token
 	calls     []Call
 	limits    *rateLimiter
+	// installs are the App's live installations by ID; nextInstall is
+	// the last ID given out.
+	installs    map[int64]*installation
+	nextInstall int64
 }
 
 // New starts a fake GitHub for the test; it stops when the test ends.
@@ -149,6 +160,7 @@ func newServer(t testing.TB, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.bot = s.newAccount(opts.AppSlug+"[bot]", "Bot", PermWrite)
+	s.initInstallations()
 	s.cgi = &cgi.Handler{Path: gitBin, Args: []string{"http-backend"}, Env: append(s.git.env(),
 		"GIT_PROJECT_ROOT="+s.root, "GIT_HTTP_EXPORT_ALL=1")}
 	s.routes()
@@ -342,7 +354,8 @@ func (s *Server) serve(rq *request, mode authMode, h handlerFunc) (int, []byte, 
 func (s *Server) run(rq *request, h handlerFunc) (int, any, error) {
 	if owner := rq.PathValue("owner"); owner != "" && strings.HasPrefix(rq.Pattern, rq.Method+" /repos/") {
 		r := s.repos[repoKey(owner, rq.PathValue("repo"))]
-		// The App's JWT sees every repository of its installation.
+		// The App's JWT sees every repository; an installation token only
+		// those of its installation (see permission).
 		if r == nil || (rq.who.kind != TokenApp && s.permission(rq.who, r) == PermNone) {
 			return 0, nil, errNotFound
 		}
@@ -388,6 +401,7 @@ func ghTime(t time.Time) *github.Timestamp {
 // routes registers every API route.
 func (s *Server) routes() {
 	s.authRoutes()
+	s.installationRoutes()
 	s.repoRoutes()
 	s.refRoutes()
 	s.objectRoutes()

@@ -70,7 +70,7 @@ func (s *Server) gitAccess(r *http.Request, owner, name string, push bool) (*rep
 	if tok == nil || (!tok.expires.IsZero() && !s.now().Before(tok.expires)) {
 		return nil, nil, http.StatusUnauthorized
 	}
-	who := &identity{kind: tok.kind, token: pass, user: tok.user}
+	who := &identity{kind: tok.kind, token: pass, user: tok.user, inst: tok.inst}
 	rp := s.repos[repoKey(owner, name)]
 	if rp == nil || s.permission(who, rp) == PermNone {
 		return nil, who, http.StatusNotFound

@@ -43,8 +43,11 @@ type Config struct {
 	NewEngine func(repo string, plan *canary.CanaryPlan) *canary.Engine
 	// OnTick, when set, receives every tick's outcome.
 	OnTick func(Outcome)
-	Clock  canary.Clock
-	Log    *slog.Logger
+	// OnCatalog, when set, receives each repository's plan catalog after
+	// every fetch (the same head may come again).
+	OnCatalog func(repo string, c *canary.Catalog)
+	Clock     canary.Clock
+	Log       *slog.Logger
 }
 
 // Outcome is what one tick of one plan did.
@@ -162,6 +165,33 @@ func (f *Fleet) Wake(match func(repo string, plan *canary.CanaryPlan) bool) int 
 		}
 	}
 	return n
+}
+
+// Catalog is the plan catalog last discovered in repository name, or nil
+// before its first fetch or when it is not served.
+func (f *Fleet) Catalog(name string) *canary.Catalog {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r, ok := f.repos[name]; ok {
+		return r.catalog.latest()
+	}
+	return nil
+}
+
+// Refresh asks repository name to fetch soon (at most once per MinPoll)
+// and discover its plans again, e.g. after a push added one. It reports
+// whether the repository is served.
+func (f *Fleet) Refresh(name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.repos[name]
+	if ok {
+		select {
+		case r.refreshCh <- struct{}{}:
+		default: // one is pending already
+		}
+	}
+	return ok
 }
 
 // Run drives every repository until ctx ends, then waits for running ticks.

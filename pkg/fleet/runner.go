@@ -22,10 +22,11 @@ type repoRunner struct {
 	local   localRepo
 	catalog catalogCache
 
-	wakeCh chan func(string, *canary.CanaryPlan) bool
-	done   chan tickDone
-	quit   chan struct{}
-	stopMu sync.Once
+	wakeCh    chan func(string, *canary.CanaryPlan) bool
+	refreshCh chan struct{}
+	done      chan tickDone
+	quit      chan struct{}
+	stopMu    sync.Once
 
 	// The fields below belong to the run loop.
 	plans      map[string]*planRun
@@ -59,11 +60,12 @@ type tickDone struct {
 func newRepoRunner(f *Fleet, name string, repo Repository) *repoRunner {
 	return &repoRunner{
 		f: f, name: name, repo: repo, local: localRepo{repo},
-		wakeCh:   make(chan func(string, *canary.CanaryPlan) bool, 1),
-		done:     make(chan tickDone),
-		quit:     make(chan struct{}),
-		plans:    map[string]*planRun{},
-		reported: map[string]string{},
+		wakeCh:    make(chan func(string, *canary.CanaryPlan) bool, 1),
+		refreshCh: make(chan struct{}, 1),
+		done:      make(chan tickDone),
+		quit:      make(chan struct{}),
+		plans:     map[string]*planRun{},
+		reported:  map[string]string{},
 	}
 }
 
@@ -113,6 +115,8 @@ func (r *repoRunner) run(ctx context.Context) {
 			r.finish(d)
 		case m := <-r.wakeCh:
 			r.applyWake(m)
+		case <-r.refreshCh:
+			r.forceFetch = true
 		case <-r.f.cfg.Clock.After(r.nextWait(now)):
 		}
 	}
@@ -184,6 +188,9 @@ func (r *repoRunner) refresh(ctx context.Context) error {
 		return err
 	}
 	r.reportProblems(c)
+	if r.f.cfg.OnCatalog != nil {
+		r.f.cfg.OnCatalog(r.name, c)
+	}
 	r.syncPlans(t, c)
 	return nil
 }
@@ -347,6 +354,9 @@ func (r *repoRunner) applyWake(m func(string, *canary.CanaryPlan) bool) {
 // at least MinPoll and at most Poll.
 func (r *repoRunner) nextWait(now time.Time) time.Duration {
 	wait := r.f.cfg.Poll
+	if r.forceFetch {
+		wait = r.lastFetch.Add(r.f.cfg.MinPoll).Sub(now)
+	}
 	for _, p := range r.plans {
 		if !p.running {
 			wait = min(wait, p.due.Sub(now))

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
 	gh "github.com/google/go-github/v60/github"
@@ -85,7 +84,12 @@ type Session struct {
 	GitToken func(ctx context.Context) (string, error)
 	// Login is canarybot's own login: <app-slug>[bot] for an App.
 	Login string
+	// installation is the App installation, 0 for a token.
+	installation int64
 }
+
+// Installation is the session's App installation, 0 for a token.
+func (s *Session) Installation() int64 { return s.installation }
 
 // Connect authenticates and learns canarybot's login. tr sits under the
 // authentication, so that every API call is counted and rate-limited.
@@ -117,7 +121,7 @@ func Connect(ctx context.Context, a Auth, tr *Transport) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Session{REST: rest, GitToken: inst.Token, Login: me.GetSlug() + "[bot]"}, nil
+	return &Session{REST: rest, GitToken: inst.Token, Login: me.GetSlug() + "[bot]", installation: a.InstallationID}, nil
 }
 
 func tokenSession(ctx context.Context, a Auth, tr *Transport) (*Session, error) {
@@ -157,35 +161,4 @@ func (b *bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("Authorization", "Bearer "+b.token)
 	return b.base.RoundTrip(r)
-}
-
-// Installations keeps one Session per App installation, so that events
-// from any installation are answered with that installation's token.
-type Installations struct {
-	Auth      Auth
-	Transport *Transport
-	mu        sync.Mutex
-	sessions  map[int64]*Session
-}
-
-// For returns the session of installation id, connecting on first use.
-func (i *Installations) For(ctx context.Context, id int64) (*Session, error) {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if s, ok := i.sessions[id]; ok {
-		return s, nil
-	}
-	a := i.Auth
-	if a.Token == "" {
-		a.InstallationID = id
-	}
-	s, err := Connect(ctx, a, i.Transport)
-	if err != nil {
-		return nil, fmt.Errorf("connect installation %d: %w", id, err)
-	}
-	if i.sessions == nil {
-		i.sessions = map[int64]*Session{}
-	}
-	i.sessions[id] = s
-	return s, nil
 }

@@ -30,29 +30,22 @@ type BotConfig struct {
 	OnAck func(status int, d time.Duration)
 }
 
-// Bot is the wired GitHub side: the publisher (the engine's Repo and
-// Approvals), ChatOps (its Signals), and the webhook handler feeding a
-// queue that the router drains.
+// Bot is the wired GitHub side of one repository and its webhook
+// endpoint: the RepoBot's parts, and the webhook handler feeding a queue
+// that the router drains.
 type Bot struct {
-	Publisher *Publisher
-	ChatOps   *ChatOps
-	Router    *Router
-	Handler   *webhook.Handler
-	Queue     *webhook.Queue
-	log       *slog.Logger
+	*RepoBot
+	Handler *webhook.Handler
+	Queue   *webhook.Queue
+	log     *slog.Logger
 }
 
 // NewBot wires the parts.
 func NewBot(cfg BotConfig) *Bot {
-	rest := cfg.Session.REST
-	perms := &Permissions{GH: rest, Owner: cfg.Owner, Repo: cfg.Repo, TTL: time.Minute}
-	wake := func(string) { cfg.Wake() }
-	chat := &ChatOps{GH: rest, Owner: cfg.Owner, Repo: cfg.Repo, Bot: cfg.Session.Login, Perms: perms,
-		Plans: []string{cfg.Plan.Name}, Status: cfg.Status, Wake: wake, Log: cfg.Log}
-	reviews := &Reviews{GH: rest, Owner: cfg.Owner, Repo: cfg.Repo, Bot: cfg.Session.Login, Perms: perms, Promoted: chat.Promoted}
-	pub := &Publisher{GH: rest, Owner: cfg.Owner, Repo: cfg.Repo, Base: cfg.Base, Local: cfg.Local, Reviews: reviews,
-		MergeMethod: cfg.MergeMethod, RevertNeedsApproval: cfg.RevertNeedsApproval, Log: cfg.Log}
-	router := &Router{GH: rest, Owner: cfg.Owner, Repo: cfg.Repo, Plans: []PlanRef{cfg.Plan}, Wake: wake, ChatOps: chat, Log: cfg.Log}
+	rb := NewRepoBot(RepoConfig{Session: cfg.Session, Owner: cfg.Owner, Repo: cfg.Repo, Base: cfg.Base, Local: cfg.Local,
+		MergeMethod: cfg.MergeMethod, RevertNeedsApproval: cfg.RevertNeedsApproval,
+		Plans: func() []PlanRef { return []PlanRef{cfg.Plan} }, Status: cfg.Status,
+		Wake: func(string) { cfg.Wake() }, Log: cfg.Log})
 	n := cfg.QueueSize
 	if n <= 0 {
 		n = 256
@@ -60,7 +53,63 @@ func NewBot(cfg BotConfig) *Bot {
 	q := webhook.NewQueue(n)
 	h := &webhook.Handler{Secret: cfg.WebhookSecret, Seen: webhook.NewDeduper(10000, 24*time.Hour, nil),
 		Enqueue: q.Enqueue, Log: cfg.Log, OnAck: cfg.OnAck}
-	return &Bot{Publisher: pub, ChatOps: chat, Router: router, Handler: h, Queue: q, log: cfg.Log}
+	return &Bot{RepoBot: rb, Handler: h, Queue: q, log: cfg.Log}
+}
+
+// RepoConfig wires canarybot's GitHub side for one repository, whose
+// plans may change from one commit to the next.
+type RepoConfig struct {
+	Session           *Session
+	Owner, Repo, Base string
+	// Local is the clone of the base branch.
+	Local               Local
+	MergeMethod         string
+	RevertNeedsApproval bool
+	// Plans lists the repository's plans driven now.
+	Plans func() []PlanRef
+	// Status renders a plan's rollout for /canarybot status.
+	Status func(ctx context.Context, plan string) (string, error)
+	// Wake pokes one plan's engine.
+	Wake func(plan string)
+	Log  *slog.Logger
+}
+
+// RepoBot is one repository's GitHub side: the publisher (the engines'
+// Repo and Approvals), ChatOps (their Signals) and the event router.
+type RepoBot struct {
+	Publisher *Publisher
+	ChatOps   *ChatOps
+	Router    *Router
+}
+
+// NewRepoBot wires one repository's parts.
+func NewRepoBot(cfg RepoConfig) *RepoBot {
+	rest := cfg.Session.REST
+	perms := &Permissions{GH: rest, Owner: cfg.Owner, Repo: cfg.Repo, TTL: time.Minute}
+	names := func() []string {
+		var out []string
+		for _, p := range cfg.Plans() {
+			out = append(out, p.Name)
+		}
+		return out
+	}
+	chat := &ChatOps{GH: rest, Owner: cfg.Owner, Repo: cfg.Repo, Bot: cfg.Session.Login, Perms: perms,
+		Plans: names, Status: cfg.Status, Wake: cfg.Wake, Log: cfg.Log}
+	reviews := &Reviews{GH: rest, Owner: cfg.Owner, Repo: cfg.Repo, Bot: cfg.Session.Login, Perms: perms, Promoted: chat.Promoted}
+	pub := &Publisher{GH: rest, Owner: cfg.Owner, Repo: cfg.Repo, Base: cfg.Base, Local: cfg.Local, Reviews: reviews,
+		MergeMethod: cfg.MergeMethod, RevertNeedsApproval: cfg.RevertNeedsApproval, Log: cfg.Log}
+	router := &Router{GH: rest, Owner: cfg.Owner, Repo: cfg.Repo, Plans: cfg.Plans, Wake: cfg.Wake, ChatOps: chat, Log: cfg.Log}
+	return &RepoBot{Publisher: pub, ChatOps: chat, Router: router}
+}
+
+// OnTick answers ChatOps commands a tick settled; set it as (part of)
+// canary.Engine.OnTick.
+func (b *RepoBot) OnTick(ctx context.Context) func(canary.Report) {
+	return func(r canary.Report) {
+		if err := b.ChatOps.Observe(ctx, r); err != nil {
+			b.Router.Log.Warn("could not answer a ChatOps command; it stays pending", "plan", r.Plan, "err", err)
+		}
+	}
 }
 
 // Run drains the webhook queue and sweeps every interval until ctx ends.
@@ -76,16 +125,6 @@ func (b *Bot) Run(ctx context.Context, sweepEvery time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-	}
-}
-
-// OnTick answers ChatOps commands a tick settled; set it as (part of)
-// canary.Engine.OnTick.
-func (b *Bot) OnTick(ctx context.Context) func(canary.Report) {
-	return func(r canary.Report) {
-		if err := b.ChatOps.Observe(ctx, r); err != nil {
-			b.log.Warn("could not answer a ChatOps command; it stays pending", "plan", r.Plan, "err", err)
 		}
 	}
 }

@@ -77,8 +77,9 @@ type ChatOps struct {
 	Owner, Repo string
 	Bot         string
 	Perms       *Permissions
-	// Plans are the plan names this bot drives.
-	Plans []string
+	// Plans lists the names of the plans this bot drives now (plans come
+	// and go with the repository's commits).
+	Plans func() []string
 	// Status renders a plan's rollout for /canarybot status.
 	Status func(ctx context.Context, plan string) (string, error)
 	// Wake pokes the plan's engine.
@@ -105,7 +106,7 @@ func (c *ChatOps) Handle(ctx context.Context, ref CommentRef) error {
 	if strings.EqualFold(ref.Author, c.Bot) {
 		return nil
 	}
-	cmds := ParseCommands(ref.Body, c.Plans)
+	cmds := ParseCommands(ref.Body, c.Plans())
 	if len(cmds) == 0 {
 		return nil
 	}
@@ -130,17 +131,18 @@ func (c *ChatOps) Handle(ctx context.Context, ref CommentRef) error {
 }
 
 func (c *ChatOps) accept(ctx context.Context, ref CommentRef, cmd Command) error {
+	plans := c.Plans()
 	if cmd.Plan == "" {
-		if plan, ok := PlanOfBranch(ref.Branch); ok && contains(c.Plans, plan) {
+		if plan, ok := PlanOfBranch(ref.Branch); ok && contains(plans, plan) {
 			cmd.Plan = plan
-		} else if len(c.Plans) == 1 {
-			cmd.Plan = c.Plans[0]
+		} else if len(plans) == 1 {
+			cmd.Plan = plans[0]
 		}
 	}
 	switch {
 	case cmd.Plan == "":
 		return c.reply(ctx, ref, fmt.Sprintf("@%s: which plan? Write `/canarybot %s <plan>`; plans: %s.",
-			ref.Author, cmd.Verb, strings.Join(c.Plans, ", ")))
+			ref.Author, cmd.Verb, strings.Join(plans, ", ")))
 	case cmd.Verb == VerbStatus:
 		s, err := c.Status(ctx, cmd.Plan)
 		if err != nil {

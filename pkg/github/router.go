@@ -26,10 +26,11 @@ type PlanRef struct {
 type Router struct {
 	GH          *gh.Client
 	Owner, Repo string
-	Plans       []PlanRef
-	Wake        func(plan string)
-	ChatOps     *ChatOps
-	Log         *slog.Logger
+	// Plans lists the plans of this repository driven now.
+	Plans   func() []PlanRef
+	Wake    func(plan string)
+	ChatOps *ChatOps
+	Log     *slog.Logger
 }
 
 // Handle routes one event. Errors are logged here, not returned: the queue
@@ -48,7 +49,7 @@ func (r *Router) handle(ctx context.Context, ev webhook.Event) error {
 	switch ev.Kind {
 	case webhook.KindPackage:
 		woke := false
-		for _, p := range r.Plans {
+		for _, p := range r.Plans() {
 			if p.OCIRepository != "" && p.OCIRepository == ev.Package.Repository {
 				r.Log.Info("new package version; checking the registry", "plan", p.Name, "repository", p.OCIRepository,
 					"tag", ev.Package.Tag, "digest", ev.Package.Digest)
@@ -99,7 +100,7 @@ func (r *Router) wakeBranch(branch string) {
 }
 
 func (r *Router) known(plan string) bool {
-	for _, p := range r.Plans {
+	for _, p := range r.Plans() {
 		if p.Name == plan {
 			return true
 		}

@@ -55,16 +55,19 @@ func TestInstallationTokenIsRenewedBeforeItExpires(t *testing.T) {
 func TestInstallationsKeepOneSessionEach(t *testing.T) {
 	s := fakegithub.New(t, fakegithub.Options{})
 	ctx := context.Background()
-	inst := &github.Installations{Auth: appAuth(s), Transport: &github.Transport{}}
-	a, err := inst.For(ctx, s.InstallationID())
+	app, err := github.NewApp(ctx, appAuth(s), &github.Transport{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := inst.For(ctx, s.InstallationID())
-	if err != nil || a != b {
+	a, err := app.Session(ctx, s.InstallationID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := app.Session(ctx, s.InstallationID())
+	if err != nil || a != b || a.Installation() != s.InstallationID() {
 		t.Fatalf("second lookup: %p vs %p, %v; want the same session", a, b, err)
 	}
-	if _, err := inst.For(ctx, 999); err == nil || !strings.Contains(err.Error(), "installation 999") {
+	if _, err := app.Session(ctx, 999); err == nil || !strings.Contains(err.Error(), "installation 999") {
 		t.Fatalf("unknown installation: %v", err)
 	}
 }

@@ -20,6 +20,13 @@ const (
 	KindPullRequest = "pull_request" // a pull request was closed or merged
 	KindCheckRun    = "check_run"    // a check run was re-requested
 	KindComment     = "comment"      // a comment was made on an issue or PR
+	// KindInstallation: the App was installed on an account or removed
+	// from it (Repos lists the repositories gained or lost).
+	KindInstallation = "installation"
+	// KindInstallationRepos: repositories were added to or removed from
+	// an installation.
+	KindInstallationRepos = "installation_repositories"
+	KindPush              = "push" // commits were pushed to a branch
 )
 
 // Event is the part of a delivery canarybot acts on.
@@ -37,6 +44,30 @@ type Event struct {
 	PullRequest *PullRequest
 	CheckRun    *CheckRun
 	Comment     *Comment
+	Repos       *Repos
+	Push        *Push
+}
+
+// Repos is what an installation or installation_repositories delivery
+// changed: repositories as OWNER/NAME.
+type Repos struct {
+	// Action is created, deleted, added or removed.
+	Action  string
+	Account string
+	Added   []string
+	Removed []string
+}
+
+// Push is a push to a branch.
+type Push struct {
+	Branch string
+	// Head is the branch's new head commit.
+	Head string
+	// Paths are the files the pushed commits added, modified or removed,
+	// as far as the payload lists them (GitHub lists up to 20 commits).
+	Paths []string
+	// Truncated is set when the payload may not list every commit.
+	Truncated bool
 }
 
 // Package is a published container version.
@@ -97,6 +128,12 @@ func Parse(kind string, body []byte) (Event, error) {
 		return checkRunEvent(e)
 	case *github.IssueCommentEvent:
 		return commentEvent(e)
+	case *github.InstallationEvent:
+		return installationEvent(e)
+	case *github.InstallationRepositoriesEvent:
+		return installationReposEvent(e)
+	case *github.PushEvent:
+		return pushEvent(e)
 	}
 	return Event{}, fmt.Errorf("%w: event %q", ErrIgnored, kind)
 }
