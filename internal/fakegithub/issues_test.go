@@ -108,7 +108,9 @@ func TestLabels(t *testing.T) {
 	wait(t, f.s)
 	var actions []string
 	for _, d := range f.s.Deliveries() {
-		actions = append(actions, d.Action)
+		if d.Event == "pull_request" { // not the push of the PR's branch
+			actions = append(actions, d.Action)
+		}
 	}
 	if fmt.Sprint(actions) != "[opened labeled labeled unlabeled]" {
 		t.Errorf("pull_request actions %v", actions)

@@ -180,6 +180,7 @@ func (s *Server) mergePull(rq *request) (int, any, error) {
 	p.open, p.closed, p.merged, p.updated = false, now, now, now
 	p.mergedBy, p.mergeSHA = rq.who.user, sha
 	s.emitPull(ctx, r, p, "closed", rq.who.user)
+	s.branchMoved(ctx, r, p.base, baseSHA, sha, rq.who, nil)
 	return http.StatusOK, &github.PullRequestMergeResult{SHA: github.String(sha), Merged: github.Bool(true),
 		Message: github.String("Pull Request successfully merged")}, nil
 }

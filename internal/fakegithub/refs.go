@@ -142,7 +142,7 @@ func (s *Server) createRef(rq *request) (int, any, error) {
 		return 0, nil, unprocessable("Reference already exists")
 	}
 	if b, ok := strings.CutPrefix(*in.Ref, "refs/heads/"); ok {
-		s.headMoved(ctx, r, b, rq.who)
+		s.branchMoved(ctx, r, b, "", *in.SHA, rq.who, nil)
 	}
 	return http.StatusCreated, s.reference(r, refInfo{name: *in.Ref, sha: *in.SHA, typ: typ}), nil
 }
@@ -184,7 +184,7 @@ func (s *Server) updateRef(rq *request) (int, any, error) {
 		return 0, nil, unprocessable("Reference cannot be updated")
 	}
 	if isBranch {
-		s.headMoved(ctx, r, branch, rq.who)
+		s.branchMoved(ctx, r, branch, old.sha, *in.SHA, rq.who, nil)
 	}
 	return http.StatusOK, s.reference(r, refInfo{name: name, sha: *in.SHA, typ: typ}), nil
 }
@@ -206,7 +206,7 @@ func (s *Server) deleteRef(rq *request) (int, any, error) {
 		return 0, nil, unprocessable("Reference cannot be deleted")
 	}
 	if isBranch {
-		s.headMoved(ctx, r, branch, rq.who)
+		s.branchMoved(ctx, r, branch, old.sha, "", rq.who, nil)
 	}
 	return http.StatusNoContent, nil, nil
 }

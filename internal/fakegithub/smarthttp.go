@@ -81,8 +81,9 @@ func (s *Server) gitAccess(r *http.Request, owner, name string, push bool) (*rep
 	return rp, who, 0
 }
 
-// afterPush tells open pull requests whose head branch moved, as GitHub's
-// "synchronize" event does.
+// afterPush sends push for every branch the push moved, created or
+// deleted, and tells open pull requests whose head branch moved, as
+// GitHub's "synchronize" event does.
 func (s *Server) afterPush(ctx context.Context, rp *repo, before map[string]string, who *identity) {
 	after, err := s.git.branches(ctx, rp.path)
 	if err != nil {
@@ -100,7 +101,7 @@ func (s *Server) afterPush(ctx context.Context, rp *repo, before map[string]stri
 	}
 	for _, branch := range slices.Sorted(maps.Keys(moved)) {
 		if moved[branch] {
-			s.headMoved(ctx, rp, branch, who)
+			s.branchMoved(ctx, rp, branch, before[branch], after[branch], who, before)
 		}
 	}
 }
