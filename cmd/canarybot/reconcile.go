@@ -32,6 +32,7 @@ type reconcileOptions struct {
 	poll, minPoll                       time.Duration
 	workers                             int
 	hooks                               hookOptions
+	leader                              leaderOptions
 }
 
 func newReconcile(g *globals) *cobra.Command {
@@ -51,15 +52,24 @@ func newReconcile(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			if o.plan == "" {
-				return o.runFleet(cmd.Context(), log, g.stdout)
+			if err := o.leader.check(); err != nil {
+				return err
 			}
-			return o.run(cmd.Context(), log, g.stdout)
+			if o.once && o.leader.enabled {
+				return errLeaderElectOnce
+			}
+			return o.leader.run(cmd.Context(), log, func(ctx context.Context) error {
+				if o.plan == "" {
+					return o.runFleet(ctx, log, g.stdout)
+				}
+				return o.run(ctx, log, g.stdout)
+			})
 		},
 	}
 	f := c.Flags()
 	o.addFlags(f)
 	o.addEngineFlags(f)
+	o.leader.addFlags(f)
 	f.Lookup("repo").Usage = "GitOps repo URL: file://, a local path, or http(s)://; repeat it to serve several (required)"
 	f.Lookup("dir").Usage = "where clones are kept between runs: the clone itself with --plan, else one clone per --repo under it (required)"
 	f.Lookup("plan").Usage = "drive only the CanaryPlan at this repo path (one --repo); without it every plan the repos hold is driven"

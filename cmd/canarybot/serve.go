@@ -24,25 +24,31 @@ import (
 
 type serveOptions struct {
 	reconcileOptions
-	listen, repository, apiURL    string
+	listen, apiURL                string
+	repositories                  []string
 	appID, installationID         int64
 	privateKeyFile, privateKeyEnv string
 	tokenEnv, secretEnv           string
 	mergeMethod                   string
 	revertNeedsApproval           bool
 	sweep                         time.Duration
+	leader                        leaderOptions
 }
 
 func newServe(g *globals) *cobra.Command {
 	o := &serveOptions{}
 	c := &cobra.Command{
-		Use:   "serve --github-repository OWNER/NAME --repo URL --dir DIR --plan PATH …",
-		Short: "Run as a GitHub App: webhooks in, every step a pull request with its evidence, merged when approved",
-		Args:  cobra.NoArgs,
+		Use: "serve --dir DIR --prometheus URL --argocd-server HOST:PORT [--github-repository OWNER/NAME --repo URL --plan PATH] …",
+		Short: "Run as a GitHub App: every plan of every installed repository; webhooks in, every step a pull request " +
+			"with its evidence, merged when approved",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
 			if err != nil {
 				return err
+			}
+			if o.plan == "" {
+				return o.runFleet(cmd.Context(), log)
 			}
 			return o.run(cmd.Context(), log)
 		},
@@ -51,18 +57,25 @@ func newServe(g *globals) *cobra.Command {
 	o.addFlags(f)
 	o.addEngineFlags(f)
 	f.StringVar(&o.listen, "listen", ":8080", "address serving POST /webhooks/github, /metrics and /healthz")
-	f.StringVar(&o.repository, "github-repository", "", "the GitOps repository on GitHub, OWNER/NAME (required)")
+	f.StringArrayVar(&o.repositories, "github-repository", nil, "a GitOps repository on GitHub, OWNER/NAME: "+
+		"the one repository with --plan; with a token, repeat it for each repository to serve; an App serves every "+
+		"repository of its installations that has a .canarybot/ directory")
 	f.StringVar(&o.apiURL, "github-api-url", github.DefaultAPIURL, "GitHub REST API base URL (GitHub Enterprise: https://HOST/api/v3/)")
 	f.Int64Var(&o.appID, "github-app-id", 0, "GitHub App ID")
-	f.Int64Var(&o.installationID, "github-installation-id", 0, "GitHub App installation ID")
+	f.Int64Var(&o.installationID, "github-installation-id", 0, "GitHub App installation ID (with --plan only)")
 	f.StringVar(&o.privateKeyFile, "github-private-key-file", "", "PEM file of the App's private key")
 	f.StringVar(&o.privateKeyEnv, "github-private-key-env", "", "environment variable holding the App's PEM private key")
 	f.StringVar(&o.tokenEnv, "github-token-env", "", "environment variable holding a token, instead of an App")
 	f.StringVar(&o.secretEnv, "webhook-secret-env", "GITHUB_WEBHOOK_SECRET", "environment variable holding the webhook secret")
 	f.StringVar(&o.mergeMethod, "merge-method", github.MergeSquash, "how canarybot merges its PRs: squash, merge or rebase")
 	f.BoolVar(&o.revertNeedsApproval, "revert-needs-approval", false, "keep revert PRs open until a reviewer approves")
+	f.IntVar(&o.workers, "workers", 16, "plans reconciled at once, across all repositories")
 	f.DurationVar(&o.sweep, "sweep", 5*time.Minute, "how often to recover missed webhook deliveries")
-	for _, req := range append(requiredGitFlags(), "plan", "prometheus", "argocd-server", "github-repository") {
+	f.Lookup("repo").Usage = "with --plan, the GitOps repo URL; without it, clone URLs come from GitHub"
+	f.Lookup("dir").Usage = "where clones are kept: the clone itself with --plan, else one per repository under it (required)"
+	f.Lookup("plan").Usage = "drive only the CanaryPlan at this repo path of --github-repository; without it every plan of every served repository"
+	o.leader.addFlags(f)
+	for _, req := range []string{"dir", "prometheus", "argocd-server"} {
 		_ = c.MarkFlagRequired(req)
 	}
 	return c
@@ -99,13 +112,50 @@ func (o *serveOptions) auth() (github.Auth, []byte, error) {
 	default:
 		errs = append(errs, fmt.Errorf("--merge-method %q: want squash, merge or rebase", o.mergeMethod))
 	}
-	if owner, name, ok := strings.Cut(o.repository, "/"); !ok || owner == "" || name == "" || strings.Contains(name, "/") {
-		errs = append(errs, fmt.Errorf("--github-repository %q: want OWNER/NAME", o.repository))
+	for _, r := range o.repositories {
+		if owner, name, ok := strings.Cut(r, "/"); !ok || owner == "" || name == "" || strings.Contains(name, "/") {
+			errs = append(errs, fmt.Errorf("--github-repository %q: want OWNER/NAME", r))
+		}
 	}
-	if err := a.Validate(); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, o.checkMode(a), o.leader.check())
 	return a, secret, errors.Join(errs...)
+}
+
+// checkMode checks the flags that depend on the mode: one plan of one
+// repository (--plan), an App serving its installations, or a token
+// serving the repositories given.
+func (o *serveOptions) checkMode(a github.Auth) error {
+	var errs []error
+	app := a.AppID != 0 || a.InstallationID != 0 || len(a.PrivateKey) > 0
+	switch {
+	case o.plan != "":
+		if len(o.repositories) != 1 {
+			errs = append(errs, fmt.Errorf("--github-repository: with --plan give it once, got %d", len(o.repositories)))
+		}
+		if len(o.repos) != 1 {
+			errs = append(errs, fmt.Errorf("--repo: with --plan give it once, got %d", len(o.repos)))
+		}
+		errs = append(errs, a.Validate())
+	case len(o.repos) > 0:
+		errs = append(errs, errors.New("--repo: serving every plan, clone URLs come from GitHub; give --repo only with --plan"))
+	case app && a.Token != "":
+		errs = append(errs, errors.New("give either a GitHub App (app ID, installation ID, private key) or a token, not both"))
+	case app:
+		if a.InstallationID != 0 {
+			errs = append(errs, errors.New("--github-installation-id: an App serves every installation; give it only with --plan"))
+		}
+		if len(o.repositories) > 0 {
+			errs = append(errs, errors.New("--github-repository: an App serves every repository of its installations that has a .canarybot/ directory; give it only with --plan or a token"))
+		}
+		if a.AppID <= 0 || len(a.PrivateKey) == 0 {
+			errs = append(errs, errors.New("a GitHub App needs --github-app-id and its private key"))
+		}
+	case a.Token == "":
+		errs = append(errs, errors.New("no GitHub credentials: give a GitHub App (app ID, private key) or a token"))
+	case len(o.repositories) == 0:
+		errs = append(errs, errors.New("--github-repository: with a token, name each repository to serve"))
+	}
+	return errors.Join(errs...)
 }
 
 func (o *serveOptions) run(ctx context.Context, log *slog.Logger) error {
@@ -145,7 +195,7 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger, sess *github
 	if err != nil {
 		return err
 	}
-	owner, name, _ := strings.Cut(o.repository, "/")
+	owner, name, _ := strings.Cut(o.repositories[0], "/")
 	ref := github.PlanRef{Name: plan.Metadata.Name}
 	if src := plan.Spec.Model.Source.OCI; src != nil {
 		ref.OCIRepository = strings.ToLower(src.Repository)
@@ -178,9 +228,11 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger, sess *github
 		defer cancel()
 		_ = srv.Shutdown(shut)
 	}()
-	log.Info("serving GitHub webhooks", "addr", ln.Addr().String(), "repository", o.repository, "plan", ref.Name, "as", sess.Login)
-	go bot.Run(ctx, o.sweep)
-	return eng.Run(ctx)
+	log.Info("serving GitHub webhooks", "addr", ln.Addr().String(), "repository", o.repositories[0], "plan", ref.Name, "as", sess.Login)
+	return o.leader.run(ctx, log, func(ctx context.Context) error {
+		go bot.Run(ctx, o.sweep)
+		return eng.Run(ctx)
+	})
 }
 
 // planStatus is the one-line answer to /canarybot status, read from Git.
@@ -197,21 +249,5 @@ func planStatus(ctx context.Context, repo *gitops.Repo, planPath string) (string
 	if err != nil {
 		return "", fmt.Errorf("read state of %s: %w", plan.Metadata.Name, err)
 	}
-	s := st.Status
-	line := fmt.Sprintf("plan %s is %s at step %d (canary weight %d%%); stable %s", plan.Metadata.Name, s.Phase,
-		s.StepIndex, s.Weight, or(s.Stable.Version, s.Stable.URI))
-	if !s.Candidate.IsZero() {
-		line += fmt.Sprintf(", canary %s", or(s.Candidate.Version, s.Candidate.URI))
-	}
-	if s.Reason != "" {
-		line += ". Last: " + s.Reason
-	}
-	return line, nil
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
+	return canary.Summary(plan.Metadata.Name, st), nil
 }

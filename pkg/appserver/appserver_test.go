@@ -15,9 +15,10 @@ import (
 // One Server serves two installations (two organisations), three
 // repositories with plans and six plans in both traffic modes, each with
 // its own installation's token (the fake refuses a token on another
-// installation's repository). A repository without .canarybot/ is not
-// served until plans are pushed to it; a plan added by a commit is picked
-// up without a restart; an invalid plan gets a failing canarybot/plans
+// installation's repository). The poll and the sweep are an hour: only
+// webhooks move things after the start. A repository without .canarybot/
+// is not served until plans are pushed to it; a plan added by a commit is
+// picked up without a restart; an invalid plan gets a failing canarybot/plans
 // check on the commit that broke it while the others go on; a repository
 // removed from its installation stops being served.
 func TestServerServesEveryInstallation(t *testing.T) {
@@ -37,7 +38,7 @@ func TestServerServesEveryInstallation(t *testing.T) {
 	})
 	acme := w.gh.AddInstallation("acme")
 	globex := w.gh.AddInstallation("globex", "gitops")
-	w.start(3*time.Second, 500*time.Millisecond)
+	w.start(time.Hour, time.Hour)
 
 	if got, want := w.srv.Served(), []string{"acme/ml", "acme/platform", "globex/gitops"}; !slices.Equal(got, want) {
 		t.Fatalf("served %v, want %v", got, want)
@@ -72,7 +73,8 @@ func TestServerServesEveryInstallation(t *testing.T) {
 		t.Fatalf("plans check on %s: %s %q", broken[:8], check.GetConclusion(), check.GetOutput().GetSummary())
 	}
 
-	// Plans pushed to an unserved repository are found by the sweep.
+	// Plans pushed to an unserved repository are found by its push
+	// webhook (the sweep, an hour here, would find them too).
 	w.commit("acme", "docs", "canary the docs model", map[string]string{
 		".canarybot/plans/docs.yaml": planYAML("docs", kserve("docs"), "setWeight: 100"),
 	})

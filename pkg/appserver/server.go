@@ -324,7 +324,9 @@ type fleetRepo struct {
 
 func (r fleetRepo) Fetch(ctx context.Context) (string, error) { return r.local.Fetch(ctx) }
 
-func (r fleetRepo) Tree(ctx context.Context, rev string) (canary.Tree, error) { return r.local.Tree(ctx, rev) }
+func (r fleetRepo) Tree(ctx context.Context, rev string) (canary.Tree, error) {
+	return r.local.Tree(ctx, rev)
+}
 
 // Local is the clone of served repository full, or nil.
 func (s *Server) Local(full string) *gitops.Repo {

@@ -96,6 +96,7 @@ type world struct {
 	fleet *fleet.Fleet
 	log   *slog.Logger
 	wg    sync.WaitGroup
+	human string // a person's token
 }
 
 func newWorld(t *testing.T) *world {
@@ -189,14 +190,17 @@ func (w *world) git(dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// commit lands files on owner/name's main as a human, straight into the
-// bare repository, and returns the new head.
+// commit lands files on owner/name's main as a human pushing over smart
+// HTTP (GitHub sends a push webhook), and returns the new head.
 func (w *world) commit(owner, name, msg string, files map[string]string) string {
 	w.t.Helper()
-	bare := w.gh.RepoPath(owner, name)
+	if w.human == "" {
+		w.human = w.gh.AddUser("dev", fakegithub.PermWrite)
+	}
+	remote := strings.Replace(w.gh.CloneURL(owner, name), "://", "://dev:"+w.human+"@", 1)
 	for attempt := 0; ; attempt++ {
 		work := filepath.Join(w.t.TempDir(), "human")
-		w.git(w.t.TempDir(), "clone", "--quiet", bare, work)
+		w.git(w.t.TempDir(), "clone", "--quiet", remote, work)
 		for p, content := range files {
 			full := filepath.Join(work, filepath.FromSlash(p))
 			if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {

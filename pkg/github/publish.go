@@ -113,15 +113,25 @@ func (p *Publisher) transactOnce(ctx context.Context, fn canary.TransactFunc) (c
 	if err != nil || ch == nil {
 		return canary.CommitResult{SHA: t.Head, NoOp: ch == nil}, err
 	}
-	pr, head, old, fresh, err := p.reuse(ctx, t, m)
+	pr, head, parent, old, err := p.reuse(ctx, t, m)
 	if err != nil {
 		return canary.CommitResult{}, err
 	}
+	fresh := parent == t.Head
 	if pr != nil && old.Approves >= 0 {
-		// The approved change itself: merge exactly the reviewed head, or,
-		// when the base moved under it, propose it again for review.
+		// The approved change itself: merge exactly the reviewed head. When
+		// the base moved under it and the move touched the files it
+		// changes, the reviewed diff is not what would land: propose it
+		// again for review. Other commits (a neighbour plan's steps, a
+		// human's unrelated edit) leave the approval standing.
 		if !fresh {
-			return p.reRequest(ctx, t, ch, m, old, pr)
+			touched, err := p.touchedSince(ctx, t.Head, parent, ch)
+			if err != nil {
+				return canary.CommitResult{}, err
+			}
+			if touched {
+				return p.reRequest(ctx, t, ch, m, old, pr)
+			}
 		}
 		ok, err := p.Reviews.Approved(ctx, pr)
 		if err != nil {
@@ -131,7 +141,7 @@ func (p *Publisher) transactOnce(ctx context.Context, fn canary.TransactFunc) (c
 			return canary.CommitResult{Pending: fmt.Sprintf("PR #%d waits for approval of its head %s", pr.GetNumber(), short(head))}, nil
 		}
 	} else if pr != nil && !fresh {
-		pr = nil
+		pr = nil // not reviewed: proposed again on the new head, and merged
 	}
 	if pr == nil {
 		if pr, head, err = p.publish(ctx, t, ch, m); err != nil {
@@ -159,29 +169,52 @@ func (p *Publisher) transactOnce(ctx context.Context, fn canary.TransactFunc) (c
 
 // reuse returns the open PR already carrying this very transition (the
 // same plan, action, step and artifact; an approval request for it
-// included), with its head and marker. fresh reports that the head sits
-// right on top of the current base head, so that merging it merges
-// exactly what was proposed: a merge GitHub refused for now (checks
-// pending, protection) is retried without pushing a new commit each tick,
-// and an approved PR is merged as approved.
-func (p *Publisher) reuse(ctx context.Context, t canary.Tree, m Meta) (*gh.PullRequest, string, Meta, bool, error) {
-	pr, err := p.openPR(ctx, Branch(m.Plan, m.Artifact))
+// included), with its head, the head's parent and its marker. A head
+// right on top of the current base head merges exactly what was
+// proposed: a merge GitHub refused for now (checks pending, protection)
+// is retried without pushing a new commit each tick, and an approved PR
+// is merged as approved.
+func (p *Publisher) reuse(ctx context.Context, t canary.Tree, m Meta) (pr *gh.PullRequest, head, parent string, old Meta, err error) {
+	pr, err = p.openPR(ctx, Branch(m.Plan, m.Artifact))
 	if err != nil || pr == nil {
-		return nil, "", Meta{}, false, err
+		return nil, "", "", Meta{}, err
 	}
 	old, ok := ParseMarker(pr.GetBody())
 	same := old
 	same.Approves = m.Approves
 	if !ok || same != m {
-		return nil, "", Meta{}, false, nil
+		return nil, "", "", Meta{}, nil
 	}
-	head := pr.GetHead().GetSHA()
+	head = pr.GetHead().GetSHA()
 	c, _, err := p.GH.Git.GetCommit(ctx, p.Owner, p.Repo, head)
 	if err != nil {
-		return nil, "", Meta{}, false, fmt.Errorf("read head %s of PR #%d: %w", short(head), pr.GetNumber(), err)
+		return nil, "", "", Meta{}, fmt.Errorf("read head %s of PR #%d: %w", short(head), pr.GetNumber(), err)
 	}
-	fresh := len(c.Parents) == 1 && c.Parents[0].GetSHA() == t.Head
-	return pr, head, old, fresh, nil
+	if len(c.Parents) == 1 {
+		parent = c.Parents[0].GetSHA()
+	}
+	return pr, head, parent, old, nil
+}
+
+// touchedSince reports whether a commit after parent, up to head, changed
+// any file ch writes (or parent is unknown).
+func (p *Publisher) touchedSince(ctx context.Context, head, parent string, ch *canary.Change) (bool, error) {
+	if parent == "" {
+		return true, nil
+	}
+	paths := make([]string, 0, len(ch.Files))
+	for f := range ch.Files {
+		paths = append(paths, f)
+	}
+	last, err := p.Local.LastCommit(ctx, head, paths...)
+	if err != nil || last == "" {
+		return false, err
+	}
+	before, err := p.Local.Contains(ctx, parent, last)
+	if err != nil {
+		return false, fmt.Errorf("is %s before %s: %w", short(last), short(parent), err)
+	}
+	return !before, nil
 }
 
 // reRequest proposes an approved change again on the moved base: a new

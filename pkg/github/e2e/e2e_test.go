@@ -436,11 +436,14 @@ func TestClosingTheApprovalPRRevertsTheCanary(t *testing.T) {
 }
 
 // An approval applies to the commit it was given on. When the base branch
-// moves after the change was proposed, the bot does not merge the approved
-// commit onto a base it was not built on: it proposes the transition again
-// on the new head, says why on the PR, and waits for a new review; the PR
-// it finally merges has exactly the head approved last. The branch's
-// protection dismisses stale approvals, as GitHub's rule does.
+// moves after the change was proposed and the move touched files the
+// change writes, the bot does not merge the approved diff onto content it
+// was not built on: it proposes the transition again on the new head,
+// says why on the PR, and waits for a new review. A move that touched
+// none of them (a human's unrelated edit, another plan's step) leaves the
+// approval standing: the PR merged has exactly the head approved last.
+// The branch's protection dismisses stale approvals, as GitHub's rule
+// does.
 func TestApprovalOfAMovedBaseIsReRequested(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: runs Prometheus and whole rollouts")
@@ -457,7 +460,13 @@ func TestApprovalOfAMovedBaseIsReRequested(t *testing.T) {
 		return pr.GetState() == "open" && strings.Contains(pr.GetBody(), "waits for approval")
 	})
 	first := approval.GetHead().GetSHA()
-	w.humanCommit("docs: a note", map[string][]byte{"docs/notes.md": []byte("unrelated\n")})
+	route := "manifests/overlays/qwen/canarybot/httproute-qwen.yaml"
+	b, err := w.readMain(route)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.humanCommit("hand-edit the generated route", map[string][]byte{route: append(b,
+		"- op: add\n  path: /metadata/labels/edited-by\n  value: hand\n"...)})
 	approve := func() {
 		t.Helper()
 		if _, _, err := ana.PullRequests.CreateReview(w.ctx, owner, repoName, approval.GetNumber(),
@@ -475,6 +484,7 @@ func TestApprovalOfAMovedBaseIsReRequested(t *testing.T) {
 	if st := w.state(); st.Status.StepIndex != 2 || st.Status.Phase != canary.PhaseProgressing {
 		t.Fatalf("the rollout moved without a new review: %s step %d", st.Status.Phase, st.Status.StepIndex)
 	}
+	w.humanCommit("docs: a note", map[string][]byte{"docs/notes.md": []byte("unrelated\n")})
 	approve()
 	w.waitState("v2 promoted", func(s canary.StateStatus) bool {
 		return s.Phase == canary.PhasePromoted && s.Stable.URI == v2.URI
