@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	gh "github.com/google/go-github/v60/github"
 
@@ -37,11 +36,13 @@ const (
 // pending result, not an error: the engine looks again on a later tick.
 var ErrMergeBlocked = errors.New("merge blocked")
 
-// Local is the read side of the GitOps repo the publisher needs: a
-// checkout of the base branch and the change set at a revision.
+// Local is the clone of the GitOps repo the publisher needs: a checkout
+// of the base branch, history queries, and pushing the PR branches
+// canarybot owns (over git, which costs no API rate limit).
 type Local interface {
 	Checkout(ctx context.Context) (canary.Tree, error)
-	Changes(ctx context.Context, head string, files map[string][]byte) (paths []string, tree string, err error)
+	PushBranch(ctx context.Context, base string, ch *canary.Change, branch string) (string, error)
+	DeleteBranch(ctx context.Context, branch string) error
 	LastCommit(ctx context.Context, head string, paths ...string) (string, error)
 	Contains(ctx context.Context, rev, ancestor string) (bool, error)
 	CommitTime(ctx context.Context, sha string) (time.Time, error)
@@ -50,10 +51,11 @@ type Local interface {
 var _ Local = (*gitops.Repo)(nil)
 
 // Publisher writes canarybot's transitions to GitHub as pull requests and
-// merges them: it implements canary.Repo and canary.Approvals. Commits are
-// created through GitHub's Git data API, so that GitHub shows them as
-// verified when canarybot runs as an App; the base branch moves only by
-// merging a PR. Every step is a PR from canarybot/<plan>/<short digest>:
+// merges them: it implements canary.Repo and canary.Approvals. A PR's
+// commit is pushed to its branch over git, which spends none of the
+// installation's API rate limit; the base branch moves only by GitHub
+// merging the PR, so with squash (the default) or rebase every commit on
+// it is made, and signed, by GitHub. Every step is a PR from canarybot/<plan>/<short digest>:
 // steps that need no approval, and reverts, are merged at once; a
 // pause-until-approved step stays open until a reviewer with write access
 // approves it (or comments /canarybot promote).
@@ -260,13 +262,13 @@ func (p *Publisher) compute(ctx context.Context, fn canary.TransactFunc, approve
 // publish writes the change as a commit on the plan's branch (through the
 // API), and opens or updates its PR with the evidence and a check run.
 func (p *Publisher) publish(ctx context.Context, t canary.Tree, ch *canary.Change, m Meta) (*gh.PullRequest, string, error) {
-	head, err := p.commit(ctx, t, ch)
-	if err != nil {
-		return nil, "", err
-	}
 	branch := Branch(m.Plan, m.Artifact)
-	if err := p.pointBranch(ctx, branch, head); err != nil {
-		return nil, "", err
+	head, err := p.Local.PushBranch(ctx, t.Head, ch, branch)
+	if err != nil {
+		return nil, "", fmt.Errorf("push the change to %s: %w", branch, err)
+	}
+	if head == "" {
+		return nil, "", fmt.Errorf("push the change to %s: it changes nothing on %s", branch, short(t.Head))
 	}
 	pr, created, err := p.upsertPR(ctx, branch, ch.Subject, Body(m, ch))
 	if err != nil {
@@ -275,68 +277,14 @@ func (p *Publisher) publish(ctx context.Context, t canary.Tree, ch *canary.Chang
 	if err := p.checkRun(ctx, head, m, ch); err != nil {
 		return nil, "", err
 	}
-	if created {
+	// Labels mark the PRs people look for: reverts, and steps waiting for
+	// them. Steps merged at once go unlabelled: a call saved per step.
+	if created && (m.Action == string(canary.ActRevert) || m.Approves >= 0) {
 		if err := p.label(ctx, pr, m, ch); err != nil {
 			return nil, "", err
 		}
 	}
 	return pr, head, nil
-}
-
-// commit creates the change's tree and commit on top of the base head.
-func (p *Publisher) commit(ctx context.Context, t canary.Tree, ch *canary.Change) (string, error) {
-	paths, baseTree, err := p.Local.Changes(ctx, t.Head, ch.Files)
-	if err != nil {
-		return "", fmt.Errorf("diff change against %s: %w", short(t.Head), err)
-	}
-	entries := make([]*gh.TreeEntry, 0, len(paths))
-	for _, path := range paths {
-		e := &gh.TreeEntry{Path: gh.String(path), Mode: gh.String("100644"), Type: gh.String("blob")}
-		if content := ch.Files[path]; utf8.Valid(content) {
-			e.Content = gh.String(string(content))
-		} else if e.SHA, err = p.blob(ctx, content); err != nil {
-			return "", err
-		}
-		entries = append(entries, e)
-	}
-	tree, _, err := p.GH.Git.CreateTree(ctx, p.Owner, p.Repo, baseTree, entries)
-	if err != nil {
-		return "", fmt.Errorf("create tree on %s: %w", short(t.Head), err)
-	}
-	msg, err := gitops.FormatMessage(ch)
-	if err != nil {
-		return "", err
-	}
-	c, _, err := p.GH.Git.CreateCommit(ctx, p.Owner, p.Repo, &gh.Commit{Message: gh.String(msg), Tree: tree,
-		Parents: []*gh.Commit{{SHA: gh.String(t.Head)}}}, nil)
-	if err != nil {
-		return "", fmt.Errorf("create commit on %s: %w", short(t.Head), err)
-	}
-	return c.GetSHA(), nil
-}
-
-func (p *Publisher) blob(ctx context.Context, content []byte) (*string, error) {
-	b, _, err := p.GH.Git.CreateBlob(ctx, p.Owner, p.Repo, &gh.Blob{Content: gh.String(string(content)), Encoding: gh.String("base64")})
-	if err != nil {
-		return nil, fmt.Errorf("create blob: %w", err)
-	}
-	return b.SHA, nil
-}
-
-// pointBranch moves the bot-owned branch to sha, creating it if needed.
-// The branch belongs to canarybot alone, so it is moved with force; the
-// base branch never is.
-func (p *Publisher) pointBranch(ctx context.Context, branch, sha string) error {
-	ref := &gh.Reference{Ref: gh.String("refs/heads/" + branch), Object: &gh.GitObject{SHA: gh.String(sha)}}
-	// The branch is deleted after each merge, so it usually does not exist.
-	_, _, err := p.GH.Git.CreateRef(ctx, p.Owner, p.Repo, ref)
-	if statusOf(err) == http.StatusUnprocessableEntity { // "Reference already exists"
-		_, _, err = p.GH.Git.UpdateRef(ctx, p.Owner, p.Repo, ref, true)
-	}
-	if err != nil {
-		return fmt.Errorf("point branch %s at %s: %w", branch, short(sha), err)
-	}
-	return nil
 }
 
 // upsertPR reuses the open PR from branch, updating its title and body, or
@@ -426,7 +374,7 @@ func (p *Publisher) merge(ctx context.Context, pr *gh.PullRequest, head string, 
 	}
 	p.Log.Info("merged pull request", "pr", pr.GetNumber(), "method", method, "commit", short(res.GetSHA()))
 	branch := pr.GetHead().GetRef()
-	if _, err := p.GH.Git.DeleteRef(ctx, p.Owner, p.Repo, "heads/"+branch); err != nil && statusOf(err) != http.StatusUnprocessableEntity {
+	if err := p.Local.DeleteBranch(ctx, branch); err != nil {
 		p.Log.Warn("could not delete merged branch; the next PR reuses it", "branch", branch, "err", err)
 	}
 	return res.GetSHA(), nil
