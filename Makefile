@@ -52,13 +52,27 @@ SEEDS ?= 200
 bench: build
 	./$(BIN) bench --scenarios $(SCENARIOS) --seeds $(SEEDS)
 
-# Fleet scale: PLANS plans × STEPS steps in one repository over the real
-# git http-backend, driven to promotion by one process; prints each number
-# beside its target (every transition once, p99 decision → push, RSS).
-PLANS ?= 1000
+# Fleet scale (docs/fleet.md), against bare repositories served by the real
+# git http-backend that refuse non-fast-forward updates; prints each number
+# beside its target. Sections: fleet (PLANS plans × STEPS steps in one
+# repository, one process: every transition once, p99 decision → push,
+# RSS), humans (100 git CLI commits during 50 rollouts), replicas (two
+# processes, no lock, one SIGKILLed), big-repo (one step on 2,000 commits ×
+# 500 overlays beside the git CLI), projection (10,000 plans in 100
+# repositories). About 10 to 16 minutes on two cores; PLANS=1000 is issue
+# 13's size (longer). BENCH_FLEET_FLAGS passes more, e.g.
+# BENCH_FLEET_FLAGS="--skip humans,replicas". Then the GitHub API cost as
+# an App against the fake GitHub: COST_PLANS five-step rollouts at once,
+# and idle plans (pkg/appserver TestGitHubAPICost).
+COST_PLANS ?= 20
+PLANS ?= 200
 STEPS ?= 5
+SECTIONS ?= fleet,humans,replicas,big-repo,projection
 bench-fleet: build
-	./$(BIN) bench-fleet --plans $(PLANS) --steps $(STEPS)
+	./$(BIN) bench-fleet --plans $(PLANS) --steps $(STEPS) --sections $(SECTIONS) $(BENCH_FLEET_FLAGS)
+	@echo "== github API cost ($(COST_PLANS) rollouts, fake GitHub) =="
+	@CANARYBOT_COST_PLANS=$(COST_PLANS) $(GO) test -count=1 -run '^TestGitHubAPICost$$' -v ./pkg/appserver/ 2>&1 | \
+		grep -E 'github:|^(ok|FAIL|---)' | sed 's/^ *cost_test.go:[0-9]*: //'
 
 # The end-to-end suite on a real stack: etcd, kube-apiserver and Argo CD,
 # built once from the Go module proxy and cached outside the clone
