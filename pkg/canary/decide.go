@@ -87,9 +87,14 @@ func Decide(plan *CanaryPlan, st *RolloutState, obs Observations, now time.Time)
 	case PhasePaused:
 		return decidePaused(plan, s, obs)
 	default: // Idle, Promoted, Reverted
-		return decideIdle(plan, s, obs)
+		return decideIdle(plan, s, obs, now)
 	}
 }
+
+// SyncPoll is how soon a plan waiting for Argo CD looks again: a sync
+// takes seconds, and nothing else wakes the plan when it ends (the
+// engine and the fleet keep it within their MinPoll and Poll).
+const SyncPoll = 5 * time.Second
 
 // StepStart is when the current step started: the later of the state's
 // StepStartedAt and when the step's commit landed.
@@ -100,7 +105,7 @@ func StepStart(s StateStatus, obs Observations) time.Time {
 	return s.StepStartedAt
 }
 
-func decideIdle(plan *CanaryPlan, s StateStatus, obs Observations) Decision {
+func decideIdle(plan *CanaryPlan, s StateStatus, obs Observations, now time.Time) Decision {
 	c := obs.Candidate
 	switch {
 	case c == nil:
@@ -112,7 +117,9 @@ func decideIdle(plan *CanaryPlan, s StateStatus, obs Observations) Decision {
 	case movedTag(*c, s) != "":
 		return wait(movedTag(*c, s))
 	case !obs.Sync.Ready:
-		return wait("waiting for the last transition to sync: " + obs.Sync.Reason)
+		d := wait("waiting for the last transition to sync: " + obs.Sync.Reason)
+		d.Until = now.Add(SyncPoll)
+		return d
 	}
 	return start(plan, *c, fmt.Sprintf("new artifact %s", label(*c)))
 }
@@ -187,7 +194,11 @@ func decideSync(plan *CanaryPlan, s StateStatus, sync SyncObservation, now time.
 		return onBad(plan, s, policy, fmt.Sprintf("not synced within %s: %s",
 			plan.Spec.ArgoCD.SyncTimeout.Or(DefaultSyncTimeout), sync.Reason), ""), false
 	}
-	return Decision{Action: ActWait, Step: s.StepIndex, Weight: s.Weight,
+	until := now.Add(SyncPoll)
+	if deadline.Before(until) {
+		until = deadline
+	}
+	return Decision{Action: ActWait, Until: until, Step: s.StepIndex, Weight: s.Weight,
 		Reason: "waiting for Argo CD: " + sync.Reason}, false
 }
 

@@ -30,8 +30,13 @@ type proc struct {
 	err  error
 }
 
+// LogPath is where the process the stack started as name (etcd,
+// kube-apiserver, redis, argocd-repo-server, argocd-application-controller,
+// argocd-server) logs.
+func (s *Stack) LogPath(name string) string { return filepath.Join(s.Dir, "logs", name+".log") }
+
 func (s *Stack) start(name string, env []string, bin string, args ...string) (*proc, error) {
-	logPath := filepath.Join(s.Dir, "logs", name+".log")
+	logPath := s.LogPath(name)
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, fmt.Errorf("log dir: %w", err)
 	}
