@@ -13,7 +13,7 @@ BIN := bin/canarybot
 AGENT := bin/gpu-agent
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build demo test fuzz bench bench-fleet vet fmt-check tools clean e2e e2e-tools
+.PHONY: all build image demo test fuzz bench bench-fleet vet fmt-check tools clean e2e e2e-tools
 
 all: build
 
@@ -21,6 +21,28 @@ all: build
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/canarybot
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(AGENT) ./cmd/gpu-agent
+
+# Container images without a Docker daemon (internal/imagebuild, with
+# go-containerregistry): canarybot, static (CGO_ENABLED=0), FROM scratch;
+# gpu-agent (cgo, NVML) with the glibc files it needs from this machine;
+# both run as nonroot 65532, with this machine's CA bundle. Each is run
+# once from its unpacked filesystem before it is written. Writes
+# bin/image/oci (an OCI image layout) and bin/image/images.tar (docker
+# load, kind load image-archive), named ghcr.io/canarybot/{canarybot,gpu-agent}:IMAGE_TAG;
+# IMAGE_REPO=host/path names them there and pushes them (credentials from
+# ~/.docker/config.json). The first run rebuilds everything (-trimpath,
+# no cgo): minutes.
+IMAGE_REPO ?=
+IMAGE_TAG ?= $(VERSION)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+image:
+	@mkdir -p bin/image
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/image/canarybot ./cmd/canarybot
+	$(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/image/gpu-agent ./cmd/gpu-agent
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./internal/imagebuild/cmd/imagebuild \
+		--canarybot bin/image/canarybot --gpu-agent bin/image/gpu-agent --out bin/image \
+		--repo $(or $(IMAGE_REPO),ghcr.io/canarybot) --tag $(IMAGE_TAG) --version $(VERSION) \
+		--revision "$$(git rev-parse HEAD 2>/dev/null)" $(if $(IMAGE_REPO),--push)
 
 # Runs two whole rollouts locally: v2 promoted, v3 reverted.
 demo: build

@@ -4,7 +4,10 @@
 # passwordless sudo); otherwise says exactly how.
 #
 #   ensure-tools.sh          make test: prometheus and promtool (Debian's
-#                            prometheus) and docker-registry (Distribution)
+#                            prometheus) and docker-registry (Distribution);
+#                            chromium for the status page's browser test,
+#                            which skips without it unless
+#                            CANARYBOT_REQUIRE_BROWSER is set (CI sets it)
 #   ensure-tools.sh --demo   make demo: prometheus and promtool
 #   ensure-tools.sh --e2e    make e2e: prometheus and promtool, Debian's
 #                            redis-server, and kubectl
@@ -29,6 +32,11 @@ case "$mode" in
 "") command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry) ;;
 --e2e) command -v redis-server >/dev/null 2>&1 || need+=(redis-server) ;;
 esac
+browser=
+if [ "$mode" = "" ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 &&
+	! command -v google-chrome >/dev/null 2>&1; then
+	browser=chromium
+fi
 missing_kubectl=
 if [ "$mode" = --e2e ] && ! command -v kubectl >/dev/null 2>&1; then
 	missing_kubectl=1
@@ -62,6 +70,21 @@ if [ ${#need[@]} -gt 0 ] && ! install; then
 		--e2e) echo "                  redis-server from https://redis.io/downloads/" ;;
 		esac
 	} >&2
+fi
+
+# chromium drives the status page's browser test (pkg/statuspage). Without
+# it that test skips, unless CANARYBOT_REQUIRE_BROWSER is set, as CI does.
+if [ -n "$browser" ]; then
+	need=(chromium)
+	if ! install; then
+		if [ -n "${CANARYBOT_REQUIRE_BROWSER:-}" ]; then
+			failed=1
+			echo "missing: chromium, which the status page's browser test needs (CANARYBOT_REQUIRE_BROWSER is set)." >&2
+		else
+			echo "note: no chromium, so the status page's browser test will skip." >&2
+		fi
+		echo "  Debian/Ubuntu:  sudo apt-get install -y --no-install-recommends chromium" >&2
+	fi
 fi
 
 if [ -n "$missing_kubectl" ]; then

@@ -48,17 +48,28 @@ func main() {
 
 // globals are the flags every command shares.
 type globals struct {
-	logLevel string
-	stdout   io.Writer
-	stderr   io.Writer
+	logLevel  string
+	logFormat string
+	stdout    io.Writer
+	stderr    io.Writer
 }
 
+// logger is the logger every command logs through, on stderr: text
+// (key=value) or JSON lines (--log-format json, for log collectors), with
+// the credentials of URLs hidden either way.
 func (g *globals) logger() (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)
 	}
-	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl, ReplaceAttr: redactAttr})), nil
+	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: redactAttr}
+	switch g.logFormat {
+	case "text", "": // the flag's default
+		return slog.New(slog.NewTextHandler(g.stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(g.stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want json or text", g.logFormat)
 }
 
 // redactAttr hides the credentials of any URL in a log message or value:
@@ -94,6 +105,10 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line)")
+	// A bad --log-level or --log-format stops any command before it starts,
+	// whether or not it logs.
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { _, err := g.logger(); return err }
 	root.AddCommand(newValidate(g), newStatus(g), newDemo(g), newReconcile(g), newServe(g), newVersion(g))
 	root.AddCommand(newSimulate(g))
 	root.AddCommand(newRetry(g))

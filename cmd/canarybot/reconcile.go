@@ -16,6 +16,7 @@ import (
 	"github.com/canarybot/canarybot/pkg/canary"
 	"github.com/canarybot/canarybot/pkg/gates"
 	"github.com/canarybot/canarybot/pkg/kustomize"
+	"github.com/canarybot/canarybot/pkg/metrics"
 	"github.com/canarybot/canarybot/pkg/redact"
 	"github.com/canarybot/canarybot/pkg/registry"
 	"github.com/canarybot/canarybot/pkg/registry/mlflow"
@@ -33,6 +34,7 @@ type reconcileOptions struct {
 	workers                             int
 	hooks                               hookOptions
 	leader                              leaderOptions
+	metricsListen                       string
 }
 
 func newReconcile(g *globals) *cobra.Command {
@@ -58,11 +60,15 @@ func newReconcile(g *globals) *cobra.Command {
 			if o.once && o.leader.enabled {
 				return errLeaderElectOnce
 			}
+			rec, err := o.recorder(cmd.Context(), log)
+			if err != nil {
+				return err
+			}
 			return o.leader.run(cmd.Context(), log, func(ctx context.Context) error {
 				if o.plan == "" {
-					return o.runFleet(ctx, log, g.stdout)
+					return o.runFleet(ctx, log, rec, g.stdout)
 				}
-				return o.run(ctx, log, g.stdout)
+				return o.run(ctx, log, rec, g.stdout)
 			})
 		},
 	}
@@ -76,7 +82,8 @@ func newReconcile(g *globals) *cobra.Command {
 	f.BoolVar(&o.autoApprove, "auto-approve", false, "approve pause-until-approved steps without a reviewer")
 	f.BoolVar(&o.once, "once", false, "run one reconcile of every plan and exit")
 	f.IntVar(&o.workers, "workers", 16, "plans reconciled at once, across all repos")
-	f.StringVar(&o.hooks.listen, "listen", "", "serve registry webhooks on this address (/hooks/registry, /hooks/mlflow)")
+	f.StringVar(&o.hooks.listen, "listen", "", "serve registry webhooks (/hooks/registry, /hooks/mlflow) and the status page (/) on this address")
+	f.StringVar(&o.metricsListen, "metrics-listen", "", "serve GET /metrics (Prometheus) and GET /healthz on this address, e.g. :9090 (off when empty)")
 	f.StringVar(&o.hooks.registryToken, "registry-webhook-token-env", "", "environment variable holding the bearer token Docker Distribution sends (required with --listen)")
 	f.BoolVar(&o.hooks.insecure, "registry-webhook-insecure", false, "with --listen, accept registry notifications without a token")
 	f.StringVar(&o.hooks.mlflowSecretEnv, "mlflow-webhook-secret-env", "", "environment variable holding the MLflow webhook secret")
@@ -100,7 +107,7 @@ func (o *reconcileOptions) addEngineFlags(f *pflag.FlagSet) {
 	f.DurationVar(&o.minPoll, "min-poll", time.Second, "shortest wait between reconciles of a plan, and between fetches of a repo")
 }
 
-func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, out io.Writer) error {
+func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, rec *metrics.Recorder, out io.Writer) error {
 	if err := o.checkPlan(); err != nil {
 		return err
 	}
@@ -112,13 +119,14 @@ func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, out io.Wri
 	if err != nil {
 		return err
 	}
-	ad, err := o.adapters(log)
+	ad, err := o.adapters(log, rec)
 	if err != nil {
 		return err
 	}
 	defer ad.close()
 	eng := ad.engine(repo, repo.Contains, log)
 	eng.PlanPath = o.plan
+	eng.AfterTick = rec.AfterTick(redact.URL(o.repos[0]), plan.Metadata.Name)
 	eng.Approvals = &flagApprovals{auto: o.autoApprove, log: log}
 	if o.once {
 		r, err := eng.Tick(ctx)
@@ -132,6 +140,7 @@ func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, out io.Wri
 		waker := notify.NewWaker()
 		eng.Wake = waker.C()
 		w := hookWaker{oci: func(string) bool { waker.Wake(); return true }, mlflow: func(string) bool { waker.Wake(); return true }}
+		o.hooks.status = oneRepo(redact.URL(o.repos[0]), repo, remoteWeb(o.repos[0]))
 		if err := startHooks(ctx, o.hooks, []*canary.CanaryPlan{plan}, w, log); err != nil {
 			return err
 		}
@@ -141,16 +150,17 @@ func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, out io.Wri
 
 // adapters are the engine's edges shared by every plan of the process:
 // one Argo CD client, one Prometheus API, one watcher per registry kind,
-// one renderer.
+// one renderer, one metrics recorder.
 type adapters struct {
 	o        *reconcileOptions
+	rec      *metrics.Recorder
 	argo     *argocd.Client
 	q        promv1.API
 	sources  registry.Sources
 	renderer *kustomize.Renderer
 }
 
-func (o *reconcileOptions) adapters(log *slog.Logger) (*adapters, error) {
+func (o *reconcileOptions) adapters(log *slog.Logger, rec *metrics.Recorder) (*adapters, error) {
 	o.argo.Token = os.Getenv(o.argoTokenEnv)
 	argo, err := argocd.NewClient(o.argo)
 	if err != nil {
@@ -165,7 +175,7 @@ func (o *reconcileOptions) adapters(log *slog.Logger) (*adapters, error) {
 	if o.registryInsecure {
 		ociOpts = append(ociOpts, oci.WithInsecure())
 	}
-	return &adapters{o: o, argo: argo, q: q, renderer: kustomize.NewRenderer(kustomize.NewBuilder()),
+	return &adapters{o: o, rec: rec, argo: argo, q: q, renderer: kustomize.NewRenderer(kustomize.NewBuilder()),
 		sources: registry.Sources{
 			OCI:    oci.NewWatcher(append(ociOpts, oci.WithLogger(log))...),
 			MLflow: mlflow.NewWatcher(mlflow.WithLogger(log)),
@@ -174,15 +184,16 @@ func (o *reconcileOptions) adapters(log *slog.Logger) (*adapters, error) {
 
 func (a *adapters) close() { _ = a.argo.Close() }
 
-// engine wires an engine over repo; the caller sets what picks the plan
-// and Approvals (and Signals, Wake, OnTick as it needs).
+// engine wires an engine over repo, its registry look-ups counted in
+// metrics; the caller sets what picks the plan, Approvals and AfterTick
+// (and Signals, Wake, OnTick as it needs).
 func (a *adapters) engine(repo canary.Repo, contains func(context.Context, string, string) (bool, error),
 	log *slog.Logger) *canary.Engine {
 	return &canary.Engine{
 		Repo: repo, Renderer: a.renderer,
 		Sync:      &argocd.Waiter{Source: a.argo, Contains: contains},
 		Gates:     gates.ForPrometheus(a.q, log),
-		Artifacts: a.sources,
+		Artifacts: a.rec.Artifacts(a.sources),
 		Stable:    a.renderer.Stable,
 		Clock:     canary.SystemClock{}, Log: log, Poll: a.o.poll, MinPoll: a.o.minPoll,
 	}

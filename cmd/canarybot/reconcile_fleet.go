@@ -11,13 +11,14 @@ import (
 	"github.com/canarybot/canarybot/pkg/canary"
 	"github.com/canarybot/canarybot/pkg/fleet"
 	"github.com/canarybot/canarybot/pkg/gitops"
+	"github.com/canarybot/canarybot/pkg/metrics"
 	"github.com/canarybot/canarybot/pkg/redact"
 	"github.com/canarybot/canarybot/pkg/registry/notify"
 )
 
 // runFleet drives every plan of every --repo: one clone per repository,
 // plans discovered from Git at each fetch, ticked on a shared worker pool.
-func (o *reconcileOptions) runFleet(ctx context.Context, log *slog.Logger, out io.Writer) error {
+func (o *reconcileOptions) runFleet(ctx context.Context, log *slog.Logger, rec *metrics.Recorder, out io.Writer) error {
 	dirs, err := o.cloneDirs()
 	if err != nil {
 		return err
@@ -30,7 +31,7 @@ func (o *reconcileOptions) runFleet(ctx context.Context, log *slog.Logger, out i
 		}
 		repos[redact.URL(url)] = r
 	}
-	ad, err := o.adapters(log)
+	ad, err := o.adapters(log, rec)
 	if err != nil {
 		return err
 	}
@@ -41,9 +42,10 @@ func (o *reconcileOptions) runFleet(ctx context.Context, log *slog.Logger, out i
 		NewEngine: func(repo string, plan *canary.CanaryPlan) *canary.Engine {
 			r := repos[repo]
 			eng := ad.engine(r, r.Contains, log.With("repo", repo))
-			eng.Approvals = approvals
+			eng.Approvals, eng.AfterTick = approvals, rec.AfterTick(repo, plan.Metadata.Name)
 			return eng
-		}})
+		},
+		OnCatalog: rec.RetainCatalog, OnRemove: rec.Forget})
 	if err != nil {
 		return err
 	}
@@ -70,6 +72,7 @@ func (o *reconcileOptions) runFleet(ctx context.Context, log *slog.Logger, out i
 				}) > 0
 			},
 		}
+		o.hooks.status = reconciledRepos(repos, o.repos)
 		if err := startHooks(ctx, o.hooks, nil, w, log); err != nil {
 			return err
 		}

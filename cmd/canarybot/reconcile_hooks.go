@@ -14,6 +14,7 @@ import (
 	"github.com/canarybot/canarybot/pkg/canary"
 	"github.com/canarybot/canarybot/pkg/registry/mlflow"
 	"github.com/canarybot/canarybot/pkg/registry/notify"
+	"github.com/canarybot/canarybot/pkg/statuspage"
 )
 
 // hookOptions are reconcile's webhook receivers.
@@ -22,6 +23,8 @@ type hookOptions struct {
 	registryToken   string // env var name
 	insecure        bool
 	mlflowSecretEnv string
+	// status, when set, lists the repositories the status page at / shows.
+	status func() []statuspage.Repo
 }
 
 // hookWaker wakes the plans an event concerns and reports whether any
@@ -92,6 +95,11 @@ func startHooks(ctx context.Context, o hookOptions, plans []*canary.CanaryPlan, 
 			return err
 		}
 		mux.Handle("/hooks/mlflow", h)
+	}
+	if o.status != nil {
+		if err := registerStatusPage(mux, log, o.status); err != nil {
+			return err
+		}
 	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {

@@ -33,6 +33,8 @@ type serveOptions struct {
 	revertNeedsApproval           bool
 	sweep                         time.Duration
 	leader                        leaderOptions
+	// opsMux is the --metrics-listen port's mux, nil without one.
+	opsMux *http.ServeMux
 }
 
 func newServe(g *globals) *cobra.Command {
@@ -47,16 +49,22 @@ func newServe(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if o.plan == "" {
-				return o.runFleet(cmd.Context(), log)
+			reg, err := o.registry(cmd.Context(), log)
+			if err != nil {
+				return err
 			}
-			return o.run(cmd.Context(), log)
+			if o.plan == "" {
+				return o.runFleet(cmd.Context(), log, reg)
+			}
+			return o.run(cmd.Context(), log, reg)
 		},
 	}
 	f := c.Flags()
 	o.addFlags(f)
 	o.addEngineFlags(f)
 	f.StringVar(&o.listen, "listen", ":8080", "address serving POST /webhooks/github, /metrics and /healthz")
+	f.StringVar(&o.metricsListen, "metrics-listen", "", "serve GET /metrics, GET /healthz and the status page (/, /api/v1/rollouts) "+
+		"on this address, e.g. :9090, from the start: a --leader-elect standby answers there too (off when empty)")
 	f.StringArrayVar(&o.repositories, "github-repository", nil, "a GitOps repository on GitHub, OWNER/NAME: "+
 		"the one repository with --plan; with a token, repeat it for each repository to serve; an App serves every "+
 		"repository of its installations that has a .canarybot/ directory")
@@ -158,7 +166,7 @@ func (o *serveOptions) checkMode(a github.Auth) error {
 	return errors.Join(errs...)
 }
 
-func (o *serveOptions) run(ctx context.Context, log *slog.Logger) error {
+func (o *serveOptions) run(ctx context.Context, log *slog.Logger, reg *prometheus.Registry) error {
 	if err := o.checkPlan(); err != nil {
 		return err
 	}
@@ -166,7 +174,6 @@ func (o *serveOptions) run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
 	metrics, err := github.NewMetrics(reg)
 	if err != nil {
 		return err
@@ -205,7 +212,11 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger, sess *github
 		Plan: ref, Local: repo, MergeMethod: o.mergeMethod, RevertNeedsApproval: o.revertNeedsApproval,
 		Status: func(ctx context.Context, _ string) (string, error) { return planStatus(ctx, repo, o.plan) },
 		Wake:   waker.Wake, Log: log})
-	ad, err := o.adapters(log)
+	rec, err := newRecorder(reg)
+	if err != nil {
+		return err
+	}
+	ad, err := o.adapters(log, rec)
 	if err != nil {
 		return err
 	}
@@ -213,10 +224,14 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger, sess *github
 	eng := ad.engine(bot.Publisher, repo.Contains, log)
 	eng.PlanPath = o.plan
 	eng.Approvals, eng.Signals, eng.Wake, eng.OnTick = bot.Publisher, bot.ChatOps, waker.C(), bot.OnTick(ctx)
+	eng.AfterTick = rec.AfterTick(o.repositories[0], plan.Metadata.Name)
 	mux := http.NewServeMux()
 	mux.Handle("POST /webhooks/github", bot.Handler)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	if err := o.statusPage(log, oneRepo(o.repositories[0], repo, githubWeb(o.apiURL, o.repositories[0]))); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", o.listen, err)

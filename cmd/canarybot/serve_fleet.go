@@ -22,12 +22,11 @@ import (
 // runFleet serves every plan of every repository: as an App, those of
 // every installation that have a .canarybot/ directory; with a token,
 // the --github-repository ones. One webhook endpoint, one fleet.
-func (o *serveOptions) runFleet(ctx context.Context, log *slog.Logger) error {
+func (o *serveOptions) runFleet(ctx context.Context, log *slog.Logger, reg *prometheus.Registry) error {
 	auth, secret, err := o.auth()
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
 	metrics, err := github.NewMetrics(reg)
 	if err != nil {
 		return err
@@ -43,20 +42,26 @@ func (o *serveOptions) runFleet(ctx context.Context, log *slog.Logger) error {
 	} else if cfg.App, err = github.NewApp(ctx, auth, tr); err != nil {
 		return err
 	}
-	ad, err := o.adapters(log)
+	rec, err := newRecorder(reg)
+	if err != nil {
+		return err
+	}
+	ad, err := o.adapters(log, rec)
 	if err != nil {
 		return err
 	}
 	defer ad.close()
 	var srv *appserver.Server
 	f, err := fleet.New(fleet.Config{Workers: o.workers, Poll: o.poll, MinPoll: o.minPoll, Clock: canary.SystemClock{}, Log: log,
-		NewEngine: func(repo string, _ *canary.CanaryPlan) *canary.Engine {
+		NewEngine: func(repo string, plan *canary.CanaryPlan) *canary.Engine {
 			r := srv.Local(repo)
 			eng := ad.engine(r, r.Contains, log.With("repo", repo))
 			srv.Wire(repo, eng)
+			eng.AfterTick = rec.AfterTick(repo, plan.Metadata.Name)
 			return eng
 		},
-		OnCatalog: func(repo string, c *canary.Catalog) { srv.OnCatalog(repo, c) }})
+		OnCatalog: func(repo string, c *canary.Catalog) { srv.OnCatalog(repo, c); rec.RetainCatalog(repo, c) },
+		OnRemove:  rec.Forget})
 	if err != nil {
 		return err
 	}
@@ -79,6 +84,9 @@ func (o *serveOptions) serveFleet(ctx context.Context, log *slog.Logger, srv *ap
 	mux.Handle("POST /webhooks/github", srv.Handler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	if err := o.statusPage(log, o.servedRepos(srv)); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", o.listen, err)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,14 +92,14 @@ func TestServeOneAppForAWholeOrganisation(t *testing.T) {
 	}
 	defer argo.Stop()
 
-	addr := freeAddr(t)
+	addr, ops := freeAddr(t), freeAddr(t)
 	gh.SetWebhookURL("http://" + addr + "/webhooks/github")
 	key := filepath.Join(t.TempDir(), "app.pem")
 	if err := os.WriteFile(key, gh.PrivateKeyPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(binPath, "serve", "--github-api-url", gh.URL()+"/", "--github-app-id", fmt.Sprint(gh.AppID()),
-		"--github-private-key-file", key, "--dir", t.TempDir(), "--listen", addr, "--poll", "1h", "--min-poll", "200ms",
+		"--github-private-key-file", key, "--dir", t.TempDir(), "--listen", addr, "--metrics-listen", ops, "--poll", "1h", "--min-poll", "200ms",
 		"--prometheus", "http://127.0.0.1:1", "--argocd-server", argo.Addr(), "--argocd-plaintext", "--log-level", "debug")
 	cmd.Env = append(os.Environ(), "GITHUB_WEBHOOK_SECRET=org-secret")
 	var stderr syncBuffer
@@ -187,6 +188,23 @@ func TestServeOneAppForAWholeOrganisation(t *testing.T) {
 		}
 		if len(counts) != 4*len(plans) { // start, advance to the pause, advance, promote
 			t.Errorf("%s: transitions %v, want 4 per plan", full, counts)
+		}
+	}
+
+	// The status page at / on --metrics-listen shows every repository's
+	// rollouts; the webhook port does not serve it.
+	promoted := map[string]map[string]string{}
+	for full, plans := range repos {
+		promoted[full] = map[string]string{plans[0]: canary.PhasePromoted, plans[1]: canary.PhasePromoted}
+	}
+	waitUntil(t, "the status page to show every rollout promoted", 30*time.Second, func() bool {
+		return phasesAre(pagePhases(t, "http://"+ops), promoted)
+	})
+	checkStatusPage(t, "http://"+ops, promoted)
+	if resp, err := http.Get("http://" + addr + "/api/v1/rollouts"); err == nil {
+		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Error("the webhook port serves the status API")
 		}
 	}
 }

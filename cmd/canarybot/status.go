@@ -16,16 +16,29 @@ import (
 
 type statusOptions struct {
 	repo, branch, gitTokenEnv, plan string
+	serve                           string
+	fetchEvery                      time.Duration
 }
 
 func newStatus(g *globals) *cobra.Command {
 	o := &statusOptions{}
 	c := &cobra.Command{
-		Use:   "status --repo URL",
-		Short: "Rebuild every rollout's phase, step, weight, artifact and history from Git alone",
+		Use:   "status --repo URL [--serve ADDR]",
+		Short: "Rebuild every rollout's phase, step, weight, artifact and history from Git alone; --serve shows them as a web page",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.run(cmd.Context(), g.stdout)
+			if o.serve == "" {
+				return o.run(cmd.Context(), g.stdout)
+			}
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			r, err := o.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return o.serveStatus(cmd.Context(), r, canary.SystemClock{}, log, g.stdout)
 		},
 	}
 	c.Flags().StringVar(&o.repo, "repo", "", "GitOps repo: file://, a local path, or http(s):// (required)")
@@ -38,18 +51,26 @@ func newStatus(g *globals) *cobra.Command {
 	_ = c.Flags().MarkDeprecated("token-env", "use --git-token-env")
 	c.Flags().SetOutput(g.stderr)
 	c.Flags().StringVar(&o.plan, "plan", "", "show only this plan")
+	c.Flags().StringVar(&o.serve, "serve", "", "serve the status page (GET /, /rollouts/{plan}, /api/v1/rollouts) on this address, e.g. :8080, "+
+		"instead of printing")
+	c.Flags().DurationVar(&o.fetchEvery, "fetch-interval", statusFetchEvery, "with --serve, how often to fetch the branch")
 	_ = c.MarkFlagRequired("repo")
 	return c
 }
 
-func (o *statusOptions) run(ctx context.Context, out io.Writer) error {
+// open clones the branch into memory, read-only.
+func (o *statusOptions) open(ctx context.Context) (*gitops.Reader, error) {
 	opts := gitops.Options{URL: o.repo, Branch: o.branch}
 	if o.gitTokenEnv != "" {
 		if opts.Token = os.Getenv(o.gitTokenEnv); opts.Token == "" {
-			return fmt.Errorf("--git-token-env %s: the variable is empty", o.gitTokenEnv)
+			return nil, fmt.Errorf("--git-token-env %s: the variable is empty", o.gitTokenEnv)
 		}
 	}
-	r, err := gitops.OpenReadOnly(ctx, opts)
+	return gitops.OpenReadOnly(ctx, opts)
+}
+
+func (o *statusOptions) run(ctx context.Context, out io.Writer) error {
+	r, err := o.open(ctx)
 	if err != nil {
 		return err
 	}

@@ -136,6 +136,9 @@ func (w *Waiter) Observe(ctx context.Context, app, sha string) (canary.SyncObser
 		return obs, nil
 	}
 	obs.Ready, obs.Reason = Ready(s, target)
+	if obs.Ready {
+		obs.SyncedAt = s.FinishedAt
+	}
 	return obs, nil
 }
 

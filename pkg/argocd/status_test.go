@@ -107,11 +107,11 @@ func TestWaiterObserve(t *testing.T) {
 		return contains[rev+">"+anc], nil
 	}}
 	obs, err := w.Observe(context.Background(), "qwen", want)
-	if err != nil || !obs.Ready || obs.Revision != later {
-		t.Fatalf("a synced descendant should count: %+v %v", obs, err)
+	if err != nil || !obs.Ready || obs.Revision != later || !obs.SyncedAt.Equal(t0) {
+		t.Fatalf("a synced descendant should count, synced when its operation finished: %+v %v", obs, err)
 	}
 	obs, err = w.Observe(context.Background(), "qwen", old)
-	if err != nil || obs.Ready {
+	if err != nil || obs.Ready || !obs.SyncedAt.IsZero() {
 		t.Fatalf("a revision that does not contain the target must not count: %+v %v", obs, err)
 	}
 	status.OperationPhase = PhaseFailed

@@ -62,6 +62,10 @@ type Engine struct {
 	Poll, MinPoll time.Duration
 	// OnTick, when set, receives a report of every tick (progress output).
 	OnTick func(Report)
+	// AfterTick, when set, receives every tick's report and error, failed
+	// ticks included, and how long the tick took by Clock (metrics). It
+	// runs on the ticking goroutine and must not block.
+	AfterTick func(r Report, err error, took time.Duration)
 	// Wake, when set, ends a wait early: a webhook saying a new artifact
 	// or an approval arrived sends on it.
 	Wake <-chan struct{}
@@ -75,6 +79,22 @@ type Report struct {
 	// Commit is set when the tick pushed a transition.
 	Commit CommitResult
 	Head   string
+	// CanaryPlan is the plan the tick judged.
+	CanaryPlan *CanaryPlan
+	// Observed is what the tick observed before deciding.
+	Observed Observations
+	// Current is the rollout's status in Git after the tick, its
+	// StepStartedAt the current step's start (see StepStart): State's
+	// status, or the one the tick read while a transition waits to be
+	// committed (Commit.Pending), when State is the proposed one.
+	Current StateStatus
+	// SyncWait is, on a tick of a progressing rollout whose deployer
+	// finished syncing after the step started (Observed.Sync.SyncedAt),
+	// how long after the step's start that was; zero otherwise.
+	SyncWait time.Duration
+	// PushTook is how long committing and pushing the transition took
+	// (Repo.Transact, retries included), when the tick committed one.
+	PushTook time.Duration
 }
 
 // Run ticks until ctx is done or a terminal error occurs. Retryable errors
@@ -115,7 +135,15 @@ func (e *Engine) Run(ctx context.Context) error {
 }
 
 // Tick runs one reconcile: load, observe, decide, act.
-func (e *Engine) Tick(ctx context.Context) (Report, error) {
+func (e *Engine) Tick(ctx context.Context) (r Report, err error) {
+	if e.AfterTick != nil {
+		start := e.Clock.Now()
+		defer func() { e.AfterTick(r, err, e.Clock.Now().Sub(start)) }()
+	}
+	return e.tick(ctx)
+}
+
+func (e *Engine) tick(ctx context.Context) (Report, error) {
 	t, err := e.Repo.Checkout(ctx)
 	if err != nil {
 		return Report{}, fmt.Errorf("checkout: %w", err)
@@ -147,6 +175,7 @@ func (e *Engine) Tick(ctx context.Context) (Report, error) {
 		e.Log.Info("transition", "plan", r.Plan, "action", d.Action, "step", r.State.Status.StepIndex,
 			"weight", r.State.Status.Weight, "commit", short(r.Commit.SHA), "reason", d.Reason)
 	}
+	r.describe(plan, st, obs)
 	if e.OnTick != nil {
 		e.OnTick(r)
 	}
@@ -310,7 +339,9 @@ func (e *Engine) evaluate(ctx context.Context, plan *CanaryPlan, names []string,
 func (e *Engine) commit(ctx context.Context, seen Tree, plan *CanaryPlan, st *RolloutState,
 	obs Observations, d Decision, now time.Time) (Report, error) {
 	r := Report{Plan: plan.Metadata.Name, Decision: d, State: st, Head: seen.Head}
+	pushStart := e.Clock.Now()
 	res, err := e.Repo.Transact(ctx, e.transition(seen, plan, st, d, now, &r))
+	r.PushTook = e.Clock.Now().Sub(pushStart)
 	if err != nil {
 		return r, fmt.Errorf("commit %s for %s: %w", d.Action, plan.Metadata.Name, err)
 	}
@@ -330,6 +361,25 @@ func (e *Engine) commit(ctx context.Context, seen Tree, plan *CanaryPlan, st *Ro
 		}
 	}
 	return r, nil
+}
+
+// describe fills in what a tick of plan, which read st and observed obs,
+// reports beside its decision: the rollout's status after it and how long
+// the step's sync took.
+func (r *Report) describe(plan *CanaryPlan, st *RolloutState, obs Observations) {
+	r.CanaryPlan, r.Observed = plan, obs
+	r.Current = st.Status
+	if r.State != nil && r.Commit.Pending == "" {
+		r.Current = r.State.Status
+	}
+	r.Current.StepStartedAt = StepStart(r.Current, obs)
+	s := st.Status
+	if s.Phase != PhaseProgressing || !obs.Sync.Ready {
+		return
+	}
+	if start := StepStart(s, obs); obs.Sync.SyncedAt.After(start) {
+		r.SyncWait = obs.Sync.SyncedAt.Sub(start)
+	}
 }
 
 // requestApproval asks for approval of d.Next, offering the change it

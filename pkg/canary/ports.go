@@ -127,6 +127,9 @@ type SyncObservation struct {
 	// Failed: the sync failed or the app is degraded or missing.
 	Failed bool
 	Reason string
+	// SyncedAt, when Ready, is when the deployer finished the sync that
+	// made it so (Argo CD's operationState.finishedAt); zero when unknown.
+	SyncedAt time.Time
 }
 
 // SyncWaiter watches the deployer (Argo CD).

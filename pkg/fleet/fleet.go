@@ -46,8 +46,11 @@ type Config struct {
 	// OnCatalog, when set, receives each repository's plan catalog after
 	// every fetch (the same head may come again).
 	OnCatalog func(repo string, c *canary.Catalog)
-	Clock     canary.Clock
-	Log       *slog.Logger
+	// OnRemove, when set, receives the name of a repository that Remove
+	// stopped serving, once its last tick has finished.
+	OnRemove func(repo string)
+	Clock    canary.Clock
+	Log      *slog.Logger
 }
 
 // Outcome is what one tick of one plan did.
@@ -123,6 +126,9 @@ func (f *Fleet) Remove(name string) bool {
 	if ok {
 		delete(f.repos, name)
 		r.stop()
+		if f.ctx == nil && f.cfg.OnRemove != nil { // never started: no tick to wait for
+			f.cfg.OnRemove(name)
+		}
 	}
 	return ok
 }
@@ -217,6 +223,9 @@ func (f *Fleet) start(r *repoRunner) {
 	go func() {
 		defer f.wg.Done()
 		r.run(f.ctx)
+		if r.removed() && f.cfg.OnRemove != nil {
+			f.cfg.OnRemove(r.name)
+		}
 	}()
 }
 

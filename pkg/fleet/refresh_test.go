@@ -55,3 +55,34 @@ func TestFleetRefreshPicksUpANewPlanAndReportsCatalogs(t *testing.T) {
 		t.Fatal("Catalog of an unserved repository is not nil")
 	}
 }
+
+// Remove hands the repository to OnRemove once its loop and last ticks
+// are done (at once when the fleet never ran), so that nothing reports on
+// its plans after.
+func TestFleetRemoveCallsOnRemoveAfterTheLastTick(t *testing.T) {
+	rm := newRemote(t, map[string]string{".canarybot/plans/first.yaml": planYAML("first", "setWeight: 100")})
+	f, _ := newFleet(t, time.Hour, &logBuffer{}, map[string]*remote{"acme/gitops": rm, "acme/other": rm})
+	removed := make(chan string, 2)
+	f.cfg.OnRemove = func(repo string) { removed <- repo }
+	if !f.Remove("acme/other") || <-removed != "acme/other" {
+		t.Fatal("OnRemove not called for a fleet that never ran")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	eventually(t, "the plan promoted", time.Minute, promoted(rm, "first"))
+	f.Remove("acme/gitops")
+	select {
+	case repo := <-removed:
+		if repo != "acme/gitops" {
+			t.Errorf("OnRemove(%q)", repo)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("OnRemove not called after Remove")
+	}
+	cancel()
+	<-done
+	if len(removed) != 0 {
+		t.Errorf("OnRemove called again: %q", <-removed)
+	}
+}

@@ -71,6 +71,16 @@ func newRepoRunner(f *Fleet, name string, repo Repository) *repoRunner {
 
 func (r *repoRunner) stop() { r.stopMu.Do(func() { close(r.quit) }) }
 
+// removed reports whether stop was called.
+func (r *repoRunner) removed() bool {
+	select {
+	case <-r.quit:
+		return true
+	default:
+		return false
+	}
+}
+
 // wake asks the loop to make the plans match selects due now. A wake-up
 // already pending absorbs this one (both matchers are kept).
 func (r *repoRunner) wake(match func(string, *canary.CanaryPlan) bool) {

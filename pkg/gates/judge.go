@@ -123,7 +123,7 @@ func judge(j *canary.JudgeGate, s *signals.Series, start time.Time, w canary.Win
 		mv := assessRatio(m, p, float64(*j.Exposure), boundAt, bound)
 		if mv.verdict != canary.VerdictRunning {
 			est, lo, hi := Estimate(counts, alpha)
-			mv.detail = strings.Replace(mv.detail, "{estimate}", fmt.Sprintf("%.2f [%.2f, %.2f]", est, lo, hi), 1)
+			mv.detail = withEstimate(mv.detail, est, lo, hi)
 		} else {
 			mv.detail = strings.Replace(mv.detail, " {estimate}", "", 1)
 		}

@@ -16,15 +16,24 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics counts GitHub API calls by method, endpoint and status.
+// Metrics counts GitHub API calls by method, endpoint and status, and
+// keeps the rate limit GitHub last reported.
 type Metrics struct {
-	calls *prometheus.CounterVec
-	waits prometheus.Counter
+	calls                     *prometheus.CounterVec
+	waits                     prometheus.Counter
+	remaining, limit, resetAt *prometheus.GaugeVec
 }
 
-// NewMetrics registers canarybot_github_api_requests_total and
-// canarybot_github_rate_limit_waits_total on reg.
+// NewMetrics registers canarybot_github_api_requests_total,
+// canarybot_github_rate_limit_waits_total and the
+// canarybot_github_rate_limit_{remaining,limit,reset_timestamp_seconds}
+// gauges on reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	rateLimit := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "canarybot_github_rate_limit_" + name,
+			Help: help + ", by resource (core, graphql, …), from the X-RateLimit headers of the last response; " +
+				"with several tokens (App installations), the last response's token."}, []string{"resource"})
+	}
 	m := &Metrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "canarybot_github_api_requests_total",
@@ -34,8 +43,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "canarybot_github_rate_limit_waits_total",
 			Help: "Times canarybot waited out a GitHub rate limit (Retry-After or X-RateLimit-Reset) before retrying.",
 		}),
+		remaining: rateLimit("remaining", "GitHub API requests left in the current rate-limit window"),
+		limit:     rateLimit("limit", "GitHub API requests allowed per rate-limit window"),
+		resetAt:   rateLimit("reset_timestamp_seconds", "When the current GitHub rate-limit window resets, in Unix seconds"),
 	}
-	for _, c := range []prometheus.Collector{m.calls, m.waits} {
+	for _, c := range []prometheus.Collector{m.calls, m.waits, m.remaining, m.limit, m.resetAt} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register GitHub API metrics: %w", err)
 		}
@@ -78,6 +90,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		t.count(req, resp.StatusCode)
+		t.Metrics.rateLimit(resp.Header)
 		if wait, ok := t.rateLimitWait(resp); ok && attempt < 2 && replayable(req) {
 			_ = resp.Body.Close()
 			if err := t.sleep(req.Context(), wait); err != nil {
@@ -109,6 +122,27 @@ func (t *Transport) count(req *http.Request, status int) {
 	if t.Metrics != nil {
 		t.Metrics.calls.WithLabelValues(req.Method, Endpoint(req.URL.Path), strconv.Itoa(status)).Inc()
 	}
+}
+
+// rateLimit records the X-RateLimit headers of a response, when it has
+// them all.
+func (m *Metrics) rateLimit(h http.Header) {
+	if m == nil {
+		return
+	}
+	remaining, err1 := strconv.ParseFloat(h.Get("X-RateLimit-Remaining"), 64)
+	limit, err2 := strconv.ParseFloat(h.Get("X-RateLimit-Limit"), 64)
+	reset, err3 := strconv.ParseFloat(h.Get("X-RateLimit-Reset"), 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return
+	}
+	resource := h.Get("X-RateLimit-Resource")
+	if resource == "" {
+		resource = "core"
+	}
+	m.remaining.WithLabelValues(resource).Set(remaining)
+	m.limit.WithLabelValues(resource).Set(limit)
+	m.resetAt.WithLabelValues(resource).Set(reset)
 }
 
 func (t *Transport) now() time.Time {
