@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/canarybot/canarybot/pkg/canary"
@@ -30,7 +28,7 @@ func (r *Repo) PushBranch(ctx context.Context, base string, ch *canary.Change, b
 	if err != nil || sha == "" {
 		return "", err
 	}
-	if err := r.pushRef(ctx, branch, sha); err != nil {
+	if err := r.pushRef(ctx, branch, base, sha); err != nil {
 		return "", err
 	}
 	return sha, nil
@@ -42,7 +40,7 @@ func (r *Repo) DeleteBranch(ctx context.Context, branch string) error {
 	if err := r.sideBranch(branch); err != nil {
 		return err
 	}
-	return r.pushRef(ctx, branch, "")
+	return r.pushRef(ctx, branch, "", "")
 }
 
 func (r *Repo) sideBranch(branch string) error {
@@ -55,35 +53,10 @@ func (r *Repo) sideBranch(branch string) error {
 	return nil
 }
 
-// pushRef forces origin's branch to sha, or deletes it when sha is "".
-// go-git pushes from a local ref, so sha is first pointed at by a local
-// ref of canarybot's own namespace.
-func (r *Repo) pushRef(ctx context.Context, branch, sha string) error {
-	auth, err := r.opts.auth(ctx)
-	if err != nil {
-		return fmt.Errorf("push %s: %w", branch, redactErr(err))
-	}
-	dst := plumbing.NewBranchReferenceName(branch)
-	spec := config.RefSpec(":" + dst.String())
-	if sha != "" {
-		local := plumbing.ReferenceName("refs/canarybot/push/" + branch)
-		r.st.mu.Lock()
-		err := r.repo.Storer.SetReference(plumbing.NewHashReference(local, plumbing.NewHash(sha)))
-		r.st.mu.Unlock()
-		if err != nil {
-			return fmt.Errorf("push %s: set %s: %w", branch, local, err)
-		}
-		defer func() {
-			r.st.mu.Lock()
-			_ = r.repo.Storer.RemoveReference(local)
-			r.st.mu.Unlock()
-		}()
-		spec = config.RefSpec("+" + local.String() + ":" + dst.String())
-	}
-	r.st.mu.Lock()
-	defer r.st.mu.Unlock()
-	err = r.repo.PushContext(ctx, &git.PushOptions{RemoteName: remoteName, RefSpecs: []config.RefSpec{spec}, Auth: auth})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+// pushRef replaces origin's branch with sha, a commit on top of base,
+// or deletes the branch when sha is "".
+func (r *Repo) pushRef(ctx context.Context, branch, base, sha string) error {
+	if err := r.sendPack(ctx, update{branch: branch, sha: sha, base: base}); err != nil {
 		if sha == "" && isMissingRef(err) {
 			return nil
 		}

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	git "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -94,7 +93,7 @@ func (r *Repo) runBatch(ctx context.Context, batch []*txn) {
 		for _, t := range committed {
 			t.res.Attempts++
 		}
-		err := r.push(ctx, tip)
+		err := r.push(ctx, head, tip)
 		if err == nil {
 			for _, t := range committed {
 				t.res.SHA = t.sha
@@ -244,33 +243,21 @@ func (r *Repo) changedPaths(head string, files map[string][]byte) ([]string, err
 	return changed, nil
 }
 
-// push points the local branch at sha and pushes it to the same branch
-// of origin, never forced: the remote refuses it unless its branch is
-// still an ancestor of sha. On success the tracking ref moves to sha, so
+// push moves origin's branch from head, where the batch began, to sha,
+// never forced: a compare-and-swap that the remote refuses unless its
+// branch still holds head. On success the tracking ref moves to sha, so
 // the next Transact builds on it without a fetch.
-func (r *Repo) push(ctx context.Context, sha string) error {
-	auth, err := r.opts.auth(ctx)
-	if err != nil {
-		return fmt.Errorf("push %s: %w", r.opts.Branch, redactErr(err))
-	}
-	ref := plumbing.NewBranchReferenceName(r.opts.Branch)
-	r.st.mu.Lock()
-	defer r.st.mu.Unlock()
-	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(ref, plumbing.NewHash(sha))); err != nil {
-		return fmt.Errorf("push %s: set %s: %w", r.opts.Branch, ref, err)
-	}
-	err = r.repo.PushContext(ctx, &git.PushOptions{
-		RemoteName: remoteName,
-		RefSpecs:   []config.RefSpec{config.RefSpec(ref + ":" + ref)},
-		Auth:       auth,
-	})
+func (r *Repo) push(ctx context.Context, head, sha string) error {
+	err := r.sendPack(ctx, update{branch: r.opts.Branch, sha: sha, base: head, expect: head})
 	switch {
-	case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
+	case err == nil:
 	case isNonFastForward(err):
 		return fmt.Errorf("push %s: %w", r.opts.Branch, redactErr(&nonFastForward{err: err}))
 	default:
 		return fmt.Errorf("push %s: %w", r.opts.Branch, redactErr(err))
 	}
+	r.st.mu.Lock()
+	defer r.st.mu.Unlock()
 	if err := r.repo.Storer.SetReference(plumbing.NewHashReference(r.trackingRef(), plumbing.NewHash(sha))); err != nil {
 		return fmt.Errorf("pushed %s, but could not move %s: %w", short(plumbing.NewHash(sha)), r.trackingRef(), err)
 	}
@@ -280,7 +267,7 @@ func (r *Repo) push(ctx context.Context, sha string) error {
 // isNonFastForward recognizes go-git's local check and the remote's
 // refusals of a ref that moved since it was advertised.
 func isNonFastForward(err error) bool {
-	if errors.Is(err, git.ErrNonFastForwardUpdate) {
+	if errors.Is(err, ErrNonFastForward) || errors.Is(err, git.ErrNonFastForwardUpdate) {
 		return true
 	}
 	msg := strings.ToLower(err.Error())
