@@ -26,8 +26,10 @@ var _ canary.Repo = (*Repo)(nil)
 type Repo struct {
 	*Reader
 	dir string
-	// mu serialises pushes: commits to the branch go one batch at a time.
-	mu sync.Mutex
+	// pushing, a semaphore of one, serialises pushes: commits to the
+	// branch go one batch at a time. A Transact whose transaction another
+	// goroutine's batch settled returns without waiting for it.
+	pushing chan struct{}
 	// qmu guards queue, the transactions waiting for the next batch.
 	qmu   sync.Mutex
 	queue []*txn
@@ -63,7 +65,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	default:
 		return nil, fmt.Errorf("open clone %s: %w", dir, err)
 	}
-	return &Repo{Reader: newReader(repo, o), dir: dir}, nil
+	return &Repo{Reader: newReader(repo, o), dir: dir, pushing: make(chan struct{}, 1)}, nil
 }
 
 // checkOrigin verifies that an existing clone's origin is url.

@@ -46,35 +46,44 @@ func (r *Repo) Transact(ctx context.Context, fn canary.TransactFunc) (canary.Com
 	if fn == nil {
 		return canary.CommitResult{}, errors.New("transact: nil TransactFunc")
 	}
-	t := &txn{ctx: ctx, fn: fn}
+	t := &txn{ctx: ctx, fn: fn, done: make(chan struct{})}
 	r.qmu.Lock()
 	r.queue = append(r.queue, t)
 	r.qmu.Unlock()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.qmu.Lock()
-	batch := r.queue
-	r.queue = nil
-	r.qmu.Unlock()
-	if len(batch) > 0 {
-		r.runBatch(ctx, batch)
+	for {
+		select {
+		case <-t.done:
+			return t.res, t.err
+		case r.pushing <- struct{}{}:
+			r.qmu.Lock()
+			batch := r.queue
+			r.queue = nil
+			r.qmu.Unlock()
+			if len(batch) > 0 {
+				r.runBatch(ctx, batch)
+				for _, b := range batch {
+					close(b.done)
+				}
+			}
+			<-r.pushing
+		}
 	}
-	return t.res, t.err
 }
 
 // txn is one Transact waiting in a batch. Its result is written by the
-// goroutine holding r.mu before it releases it.
+// goroutine running the batch, before it closes done.
 type txn struct {
-	ctx context.Context
-	fn  canary.TransactFunc
-	sha string
-	res canary.CommitResult
-	err error
+	ctx  context.Context
+	fn   canary.TransactFunc
+	done chan struct{}
+	sha  string
+	res  canary.CommitResult
+	err  error
 }
 
 // runBatch commits each transaction of batch on top of the one before and
 // pushes them together, redoing them on the new head when the push is not
-// a fast-forward. The caller holds r.mu.
+// a fast-forward. The caller holds r.pushing.
 func (r *Repo) runBatch(ctx context.Context, batch []*txn) {
 	head, err := r.Head(ctx)
 	if err != nil {
