@@ -112,6 +112,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newValidate(g), newStatus(g), newDemo(g), newReconcile(g), newServe(g), newVersion(g))
 	root.AddCommand(newSimulate(g))
 	root.AddCommand(newRetry(g), newPlan(g))
+	root.AddCommand(newControls(g)...)
 	root.AddCommand(newBench(g), newBenchFleet(g))
 	return root
 }

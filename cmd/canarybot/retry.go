@@ -74,6 +74,9 @@ func (o *retryOptions) run(ctx context.Context, log *slog.Logger, out io.Writer)
 	if err != nil {
 		return err
 	}
+	if _, err := repo.Fetch(ctx); err != nil {
+		return err
+	}
 	var plan string
 	res, err := repo.Transact(ctx, func(_ context.Context, t canary.Tree) (*canary.Change, error) {
 		st, err := o.readState(t)

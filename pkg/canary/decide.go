@@ -49,6 +49,12 @@ type Observations struct {
 	Resume bool
 	// Pause, when set, is a person's reason to hold the rollout where it is.
 	Pause string
+	// Promote, when set, is a person's reason to let the rollout past the
+	// pause or approval step it is at.
+	Promote string
+	// Request is the plan's request file (from the CLI), if any; Decide
+	// acts on it while it is pending.
+	Request *RolloutRequest
 	// StepLandedAt is when the commit that moved the rollout to its current
 	// step landed on the branch (its committer time). A step starts at the
 	// later of that and the state's StepStartedAt: a transition proposed in
@@ -74,6 +80,9 @@ type Decision struct {
 	// Next, on RequestApproval only, is the transition approval lets
 	// through, so that it can be proposed for review before it happens.
 	Next *Decision
+	// Request is the id of the person's request this decision carries
+	// out; Apply records it as the state's lastRequest.
+	Request string
 }
 
 // Decide is canarybot's whole policy: a pure function of the plan, the state
@@ -81,6 +90,18 @@ type Decision struct {
 func Decide(plan *CanaryPlan, st *RolloutState, obs Observations, now time.Time) Decision {
 	s := st.Status
 	s.StepStartedAt = StepStart(s, obs)
+	req := obs.Request
+	if !req.Pending(s) {
+		return decide(plan, s, obs, now)
+	}
+	d := decide(plan, s, req.observe(obs), now)
+	if req.carriedOut(d) {
+		d.Request = req.Spec.ID
+	}
+	return d
+}
+
+func decide(plan *CanaryPlan, s StateStatus, obs Observations, now time.Time) Decision {
 	switch s.Phase {
 	case PhaseProgressing:
 		return decideProgressing(plan, s, obs, now)
@@ -161,6 +182,8 @@ func decideProgressing(plan *CanaryPlan, s StateStatus, obs Observations, now ti
 	switch {
 	case step.SetWeight != nil:
 		return next(plan, s.StepIndex, fmt.Sprintf("weight %d%% synced", s.Weight))
+	case step.Pause != nil && obs.Promote != "":
+		return next(plan, s.StepIndex, "promoted by "+obs.Promote)
 	case step.Pause != nil && step.Pause.UntilApproved:
 		if obs.Approved {
 			return next(plan, s.StepIndex, "approved")

@@ -269,6 +269,11 @@ func (e *Engine) observe(ctx context.Context, t Tree, plan *CanaryPlan, st *Roll
 		}
 		obs.Abort, obs.Pause, obs.Resume = cmds.Abort, cmds.Pause, cmds.Resume
 	}
+	if s.Phase == PhaseProgressing || s.Phase == PhasePaused {
+		if obs.Request, err = ReadRequest(t, plan.Metadata.Name); err != nil {
+			return obs, err
+		}
+	}
 	if s.Phase != PhaseProgressing || plan.Spec.Concurrency == ConcurrencySupersede {
 		if obs.Candidate, err = e.Artifacts.Latest(ctx, plan); err != nil {
 			return obs, fmt.Errorf("look up artifacts: %w", err)

@@ -72,6 +72,9 @@ type StateStatus struct {
 	// Failed lists artifacts that were reverted; they are never re-proposed.
 	Failed  []Artifact     `json:"failed,omitempty"`
 	History []HistoryEntry `json:"history,omitempty"`
+	// LastRequest is the id of the last person's request (RolloutRequest)
+	// a transition carried out.
+	LastRequest string `json:"lastRequest,omitempty"`
 }
 
 // HistoryEntry is one transition, newest last.

@@ -18,6 +18,9 @@ func Apply(plan *CanaryPlan, st *RolloutState, d Decision, now time.Time) *Rollo
 	if d.Gates != nil {
 		s.Gates = d.Gates
 	}
+	if d.Request != "" {
+		s.LastRequest = d.Request
+	}
 	artifact := s.Candidate
 	switch d.Action {
 	case ActStart:
