@@ -130,41 +130,54 @@ func (w *world) repo(owner, name string, files map[string]string) {
 // start connects as the App and runs the Server and its fleet; the poll
 // is long, so that webhooks and sweeps are what move things.
 func (w *world) start(poll, sweep time.Duration) {
+	r := w.startReplica(w.ctx, poll, sweep)
+	w.srv, w.fleet = r.srv, r.fleet
+	hooks := httptest.NewServer(r.srv.Handler())
+	w.t.Cleanup(hooks.Close)
+	w.gh.SetWebhookURL(hooks.URL)
+}
+
+// replica is one canarybot serve: its own App session, fleet and clones.
+type replica struct {
+	srv   *Server
+	fleet *fleet.Fleet
+}
+
+// startReplica starts one more replica that runs until ctx ends. Its
+// webhook handler is r.srv.Handler(); the caller routes deliveries to it.
+func (w *world) startReplica(ctx context.Context, poll, sweep time.Duration) *replica {
 	t := w.t
-	app, err := github.NewApp(w.ctx, github.Auth{APIURL: w.gh.URL() + "/", AppID: w.gh.AppID(), PrivateKey: w.gh.PrivateKeyPEM()},
+	app, err := github.NewApp(ctx, github.Auth{APIURL: w.gh.URL() + "/", AppID: w.gh.AppID(), PrivateKey: w.gh.PrivateKeyPEM()},
 		&github.Transport{Cache: github.NewETagCache(256)})
 	if err != nil {
 		t.Fatalf("connect as the App: %v", err)
 	}
-	var srv *Server
-	w.fleet, err = fleet.New(fleet.Config{Workers: 4, Poll: poll, MinPoll: 50 * time.Millisecond, Clock: canary.SystemClock{}, Log: w.log,
+	r := &replica{}
+	r.fleet, err = fleet.New(fleet.Config{Workers: 4, Poll: poll, MinPoll: 50 * time.Millisecond, Clock: canary.SystemClock{}, Log: w.log,
 		NewEngine: func(repo string, plan *canary.CanaryPlan) *canary.Engine {
 			eng := &canary.Engine{Renderer: w.edges, Sync: w.edges, Gates: w.edges, Artifacts: w.edges,
 				Stable: func(context.Context, canary.Tree, *canary.CanaryPlan) (canary.Artifact, error) {
 					return pinned(plan.Metadata.Name, "1"), nil
 				},
 				Clock: canary.SystemClock{}, Log: w.log.With("repo", repo), Poll: poll, MinPoll: 50 * time.Millisecond}
-			srv.Wire(repo, eng)
+			r.srv.Wire(repo, eng)
 			return eng
 		},
-		OnCatalog: func(repo string, c *canary.Catalog) { srv.OnCatalog(repo, c) }})
+		OnCatalog: func(repo string, c *canary.Catalog) { r.srv.OnCatalog(repo, c) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err = New(Config{App: app, Fleet: w.fleet, Dir: t.TempDir(), WebhookSecret: []byte(secret), Log: w.log,
+	r.srv, err = New(Config{App: app, Fleet: r.fleet, Dir: t.TempDir(), WebhookSecret: []byte(secret), Log: w.log,
 		Git: gitops.Options{Logger: w.log}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.srv = srv
-	hooks := httptest.NewServer(srv.Handler())
-	t.Cleanup(hooks.Close)
-	w.gh.SetWebhookURL(hooks.URL)
-	if err := srv.Start(w.ctx); err != nil {
+	if err := r.srv.Start(ctx); err != nil {
 		t.Fatalf("start: %v", err)
 	}
-	w.goRun(func() { srv.Run(w.ctx, sweep) })
-	w.goRun(func() { _ = w.fleet.Run(w.ctx) })
+	w.goRun(func() { r.srv.Run(ctx, sweep) })
+	w.goRun(func() { _ = r.fleet.Run(ctx) })
+	return r
 }
 
 func (w *world) goRun(fn func()) {

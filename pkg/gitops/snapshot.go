@@ -35,7 +35,9 @@ type store struct {
 	mu    sync.Mutex
 	repo  *git.Repository
 	trees map[plumbing.Hash][]treeEntry
-	blobs map[plumbing.Hash][]byte
+	// treeEntries counts the entries of the cached trees.
+	treeEntries int
+	blobs       map[plumbing.Hash][]byte
 	// blobBytes is the size of the cached blobs.
 	blobBytes int
 	// changes caches each commit's changed paths (changes.go).
@@ -50,9 +52,11 @@ type treeEntry struct {
 }
 
 const (
-	maxCachedTrees     = 1 << 16
-	maxCachedBlob      = 256 << 10
-	maxCachedBlobBytes = 64 << 20
+	// maxCachedTreeEntries bounds the tree cache by entries, not trees:
+	// a directory of a thousand state files is rewritten by every commit.
+	maxCachedTreeEntries = 1 << 19
+	maxCachedBlob        = 256 << 10
+	maxCachedBlobBytes   = 64 << 20
 )
 
 func newStore(repo *git.Repository) *store {
@@ -74,10 +78,12 @@ func (s *store) tree(h plumbing.Hash) ([]treeEntry, error) {
 		es[i] = treeEntry{name: e.Name, mode: e.Mode, hash: e.Hash}
 	}
 	slices.SortFunc(es, func(a, b treeEntry) int { return strings.Compare(a.name, b.name) })
-	if len(s.trees) >= maxCachedTrees {
+	if s.treeEntries+len(es) > maxCachedTreeEntries {
 		clear(s.trees)
+		s.treeEntries = 0
 	}
 	s.trees[h] = es
+	s.treeEntries += len(es)
 	return es, nil
 }
 
