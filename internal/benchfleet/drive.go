@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -138,9 +139,10 @@ func (e Env) withTimeout(ctx context.Context) (context.Context, context.CancelFu
 func waitPromoted(ctx context.Context, env Env, v view, refresh func(context.Context) error, want, transitions int,
 	committed func(context.Context) int) (int, error) {
 	start, last, n := time.Now(), time.Now(), 0
+	seen := map[string]bool{}
 	for {
 		if err := refresh(ctx); err == nil {
-			if got, err := promoted(ctx, v); err == nil {
+			if got, err := promoted(ctx, v, seen); err == nil {
 				n = got
 			}
 		}
@@ -160,8 +162,11 @@ func waitPromoted(ctx context.Context, env Env, v view, refresh func(context.Con
 	}
 }
 
-// promoted counts the promoted plans at the head of v.
-func promoted(ctx context.Context, v view) (int, error) {
+// promoted counts the promoted plans at the head of v. seen remembers
+// each state file's answer by content, so that a poll parses only the
+// state files that changed since the last: the bench runs in the process
+// it measures.
+func promoted(ctx context.Context, v view, seen map[string]bool) (int, error) {
 	t, err := v.Tree(ctx, "")
 	if err != nil {
 		return 0, err
@@ -173,7 +178,7 @@ func promoted(ctx context.Context, v view) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
+	n, next := 0, map[string]bool{}
 	for _, e := range entries {
 		if e.IsDir() {
 			continue
@@ -182,10 +187,18 @@ func promoted(ctx context.Context, v view) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if st, err := canary.ParseState(b); err == nil && st.Status.Phase == canary.PhasePromoted {
+		done, ok := seen[string(b)]
+		if !ok {
+			st, err := canary.ParseState(b)
+			done = err == nil && st.Status.Phase == canary.PhasePromoted
+		}
+		next[string(b)] = done
+		if done {
 			n++
 		}
 	}
+	clear(seen)
+	maps.Copy(seen, next)
 	return n, nil
 }
 

@@ -7,7 +7,6 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // maxCachedChanges bounds the commits whose changed paths are remembered.
@@ -17,26 +16,26 @@ const maxCachedChanges = 1 << 16
 // that c added, changed or removed against its first parent; every path
 // of a root commit. It is computed once per commit, from cached trees:
 // only subtrees whose hashes differ are read. The caller holds st.mu.
-func (st *store) changedPathsOf(c *object.Commit) ([]string, error) {
-	if ps, ok := st.changes[c.Hash]; ok {
+func (st *store) changedPathsOf(h plumbing.Hash, m commitMeta) ([]string, error) {
+	if ps, ok := st.changes[h]; ok {
 		return ps, nil
 	}
 	var parent plumbing.Hash
-	if len(c.ParentHashes) > 0 {
-		p, err := st.repo.CommitObject(c.ParentHashes[0])
+	if len(m.parents) > 0 {
+		p, err := st.meta(m.parents[0])
 		if err != nil {
-			return nil, fmt.Errorf("read parent of %s: %w", short(c.Hash), err)
+			return nil, fmt.Errorf("read parent of %s: %w", short(h), err)
 		}
-		parent = p.TreeHash
+		parent = p.tree
 	}
 	var out []string
-	if err := st.diffTrees(parent, c.TreeHash, "", &out); err != nil {
+	if err := st.diffTrees(parent, m.tree, "", &out); err != nil {
 		return nil, err
 	}
 	if len(st.changes) >= maxCachedChanges {
 		clear(st.changes)
 	}
-	st.changes[c.Hash] = out
+	st.changes[h] = out
 	return out, nil
 }
 

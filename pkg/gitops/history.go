@@ -122,30 +122,23 @@ const maxTouchCache = 1 << 16
 // paths; reaching known.head (when cached) ends the walk with its answer.
 // The caller holds r.st.mu.
 func (r *Reader) lastTouching(ctx context.Context, c *object.Commit, paths []string, known touchEntry, cached bool) (string, error) {
-	iter := object.NewCommitIterCTime(c, nil, nil)
-	defer iter.Close()
-	for {
-		if err := ctx.Err(); err != nil {
-			return "", err
+	found := ""
+	err := r.st.walk(ctx, c.Hash, func(h plumbing.Hash, m commitMeta) (bool, error) {
+		if cached && h == known.head {
+			found = known.sha
+			return true, nil
 		}
-		c, err := iter.Next()
-		if errors.Is(err, io.EOF) {
-			return "", nil
-		}
+		changed, err := r.st.changedPathsOf(h, m)
 		if err != nil {
-			return "", err
-		}
-		if cached && c.Hash == known.head {
-			return known.sha, nil
-		}
-		changed, err := r.st.changedPathsOf(c)
-		if err != nil {
-			return "", err
+			return false, err
 		}
 		if touchesAny(changed, paths) {
-			return c.Hash.String(), nil
+			found = h.String()
+			return true, nil
 		}
-	}
+		return false, nil
+	})
+	return found, err
 }
 
 // entryID identifies what a tree holds at a path; the zero value is absent.
@@ -212,30 +205,12 @@ func (r *Reader) Contains(ctx context.Context, rev, ancestor string) (bool, erro
 	if err != nil {
 		return false, err
 	}
-	seen := map[plumbing.Hash]bool{from.Hash: true}
-	queue := []*object.Commit{from}
-	for len(queue) > 0 {
-		if err := ctx.Err(); err != nil {
-			return false, err
-		}
-		c := queue[0]
-		queue = queue[1:]
-		if c.Hash == target.Hash {
-			return true, nil
-		}
-		for _, ph := range c.ParentHashes {
-			if seen[ph] {
-				continue
-			}
-			seen[ph] = true
-			p, err := r.repo.CommitObject(ph)
-			if err != nil {
-				return false, fmt.Errorf("read parent %s of %s: %w", short(ph), short(c.Hash), err)
-			}
-			queue = append(queue, p)
-		}
-	}
-	return false, nil
+	found := false
+	err = r.st.walk(ctx, from.Hash, func(h plumbing.Hash, _ commitMeta) (bool, error) {
+		found = h == target.Hash
+		return found, nil
+	})
+	return found, err
 }
 
 // ParseTrailers returns the trailers of a commit message: the lines of its

@@ -42,6 +42,8 @@ type store struct {
 	blobBytes int
 	// changes caches each commit's changed paths (changes.go).
 	changes map[plumbing.Hash][]string
+	// commits caches what history walks need of each commit (commits.go).
+	commits map[plumbing.Hash]commitMeta
 }
 
 // treeEntry is one entry of a tree object, sorted by name.
@@ -61,7 +63,7 @@ const (
 
 func newStore(repo *git.Repository) *store {
 	return &store{repo: repo, trees: map[plumbing.Hash][]treeEntry{}, blobs: map[plumbing.Hash][]byte{},
-		changes: map[plumbing.Hash][]string{}}
+		changes: map[plumbing.Hash][]string{}, commits: map[plumbing.Hash]commitMeta{}}
 }
 
 // tree returns the entries of tree object h. The caller holds s.mu.
