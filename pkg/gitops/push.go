@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -14,6 +15,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
+
+	"github.com/canarybot/canarybot/pkg/canary"
 )
 
 // maxPushCommits bounds the commits one push may carry: a batch is a
@@ -22,8 +25,9 @@ const maxPushCommits = 10000
 
 // update is one ref update for sendPack.
 type update struct {
-	// branch is the remote branch.
+	// branch is the remote branch; ref, when set, a full ref name instead.
 	branch string
+	ref    plumbing.ReferenceName
 	// sha is the new value; "" deletes the branch.
 	sha string
 	// base is a commit the remote already has that sha descends from:
@@ -36,6 +40,9 @@ type update struct {
 	// When empty, the branch is replaced whatever it holds.
 	expect string
 }
+
+// zeroRef, as update.expect, says the ref must not exist yet.
+const zeroRef = "0000000000000000000000000000000000000000"
 
 // sendPack applies u on origin over the receive-pack protocol, sending a
 // pack of exactly the objects u's commits wrote. go-git's Remote.Push
@@ -65,14 +72,17 @@ func (r *Repo) sendPack(ctx context.Context, u update) error {
 	if err != nil && !errors.Is(err, transport.ErrEmptyRemoteRepository) {
 		return fmt.Errorf("list remote refs: %w", err)
 	}
-	ref := plumbing.NewBranchReferenceName(u.branch)
+	ref := u.ref
+	if ref == "" {
+		ref = plumbing.NewBranchReferenceName(u.branch)
+	}
 	old := advertised(adv, ref)
 	switch {
 	case u.sha != "" && old.String() == u.sha:
 		return nil // already there: an earlier push whose answer was lost
 	case u.sha == "" && old.IsZero():
 		return nil // nothing to delete
-	case u.expect != "" && old.String() != u.expect:
+	case u.expect == zeroRef && !old.IsZero(), u.expect != "" && u.expect != zeroRef && old.String() != u.expect:
 		return &nonFastForward{err: fmt.Errorf("the remote branch is at %s, not %s: fetch first",
 			short(old), short(plumbing.NewHash(u.expect)))}
 	}
@@ -213,4 +223,58 @@ func (r *Repo) treeDiff(old, tree plumbing.Hash, seen map[plumbing.Hash]bool, ou
 		}
 	}
 	return out, nil
+}
+
+// UpdateRef moves ref (a full name outside refs/heads/, such as
+// refs/canarybot/notified/slack) on origin from old to sha, a commit the
+// remote already has, as a compare-and-swap: it fails with
+// ErrNonFastForward when the remote's ref is not at old ("" for a ref
+// that must not exist yet). It sends no objects.
+func (r *Repo) UpdateRef(ctx context.Context, ref, old, sha string) error {
+	name := plumbing.ReferenceName(ref)
+	if err := name.Validate(); err != nil || !strings.HasPrefix(ref, "refs/") || name.IsBranch() || !plumbing.IsHash(sha) {
+		return canary.Terminal(fmt.Errorf("update ref %q to %q: want a full ref name outside refs/heads/ and a commit SHA", ref, sha))
+	}
+	expect := old
+	if expect == "" {
+		expect = zeroRef
+	}
+	err := r.sendPack(ctx, update{ref: name, sha: sha, base: sha, expect: expect})
+	if err != nil {
+		return fmt.Errorf("update %s: %w", ref, redactErr(err))
+	}
+	return nil
+}
+
+// RemoteRef returns the commit ref (a full name) points at on origin, or
+// "" when it does not exist, from the remote's advertisement.
+func (r *Reader) RemoteRef(ctx context.Context, ref string) (string, error) {
+	auth, err := r.opts.auth(ctx)
+	if err != nil {
+		return "", err
+	}
+	ep, err := transport.NewEndpoint(r.opts.URL)
+	if err != nil {
+		return "", fmt.Errorf("parse URL: %w", redactErr(err))
+	}
+	cl, err := client.NewClient(ep)
+	if err != nil {
+		return "", err
+	}
+	sess, err := cl.NewUploadPackSession(ep, auth)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", ref, redactErr(err))
+	}
+	defer sess.Close()
+	adv, err := sess.AdvertisedReferencesContext(ctx)
+	if errors.Is(err, transport.ErrEmptyRemoteRepository) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", ref, redactErr(err))
+	}
+	if h := advertised(adv, plumbing.ReferenceName(ref)); !h.IsZero() {
+		return h.String(), nil
+	}
+	return "", nil
 }

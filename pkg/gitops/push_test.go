@@ -125,3 +125,50 @@ func TestPushIsACompareAndSwap(t *testing.T) {
 		t.Fatalf("remote at %s, want %s", got, sha)
 	}
 }
+
+// UpdateRef creates, moves and refuses to move a ref outside refs/heads/
+// as a compare-and-swap, sending no objects; RemoteRef reads it back.
+func TestUpdateRefIsACompareAndSwap(t *testing.T) {
+	ctx := context.Background()
+	rm := newRemote(t)
+	url, _ := rm.serveHTTP(t, "s3cret")
+	r := openRepo(t, Options{URL: url, Token: "s3cret", Dir: filepath.Join(t.TempDir(), "clone")})
+	first, err := r.Fetch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ref = "refs/canarybot/notified/slack"
+	if got, err := r.RemoteRef(ctx, ref); err != nil || got != "" {
+		t.Fatalf("a missing ref: %q, %v", got, err)
+	}
+	if err := r.UpdateRef(ctx, ref, "", first); err != nil {
+		t.Fatal(err)
+	}
+	second := rm.humanCommit(t, "more", map[string]string{"b.txt": "b\n"})
+	if _, err := r.Fetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.UpdateRef(ctx, ref, "", second); !errors.Is(err, ErrNonFastForward) {
+		t.Fatalf("creating a ref that exists: %v, want ErrNonFastForward", err)
+	}
+	if err := r.UpdateRef(ctx, ref, first, second); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.UpdateRef(ctx, ref, first, second); err != nil {
+		t.Fatalf("the same update again (its answer lost): %v", err)
+	}
+	if err := r.UpdateRef(ctx, ref, first, first); !errors.Is(err, ErrNonFastForward) {
+		t.Fatalf("moving a ref from where it no longer is: %v, want ErrNonFastForward", err)
+	}
+	if got, err := r.RemoteRef(ctx, ref); err != nil || got != second {
+		t.Fatalf("RemoteRef: %q, %v; want %s", got, err, second)
+	}
+	if got := runGit(t, rm.bare, "rev-parse", ref); got != second {
+		t.Fatalf("the remote's %s is %s, want %s", ref, got, second)
+	}
+	for _, bad := range [][2]string{{"refs/heads/main", second}, {"notes", second}, {ref, "HEAD"}} {
+		if err := r.UpdateRef(ctx, bad[0], "", bad[1]); err == nil || !canary.IsTerminal(err) {
+			t.Errorf("UpdateRef(%q, %q): %v, want a terminal refusal", bad[0], bad[1], err)
+		}
+	}
+}
