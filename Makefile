@@ -81,13 +81,13 @@ bench: build
 # RSS), humans (100 git CLI commits during 50 rollouts), replicas (two
 # processes, no lock, one SIGKILLed), big-repo (one step on 2,000 commits ×
 # 500 overlays beside the git CLI), projection (10,000 plans in 100
-# repositories). About 10 to 16 minutes on two cores; PLANS=1000 is issue
-# 13's size (longer). BENCH_FLEET_FLAGS passes more, e.g.
+# repositories). About 12 minutes on two cores at PLANS=1000, issue 13's
+# size; PLANS=200 takes about 8. BENCH_FLEET_FLAGS passes more, e.g.
 # BENCH_FLEET_FLAGS="--skip humans,replicas". Then the GitHub API cost as
 # an App against the fake GitHub: COST_PLANS five-step rollouts at once,
 # and idle plans (pkg/appserver TestGitHubAPICost).
 COST_PLANS ?= 20
-PLANS ?= 200
+PLANS ?= 1000
 STEPS ?= 5
 SECTIONS ?= fleet,humans,replicas,big-repo,projection
 bench-fleet: build

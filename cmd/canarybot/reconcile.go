@@ -17,6 +17,7 @@ import (
 	"github.com/canarybot/canarybot/pkg/gates"
 	"github.com/canarybot/canarybot/pkg/kustomize"
 	"github.com/canarybot/canarybot/pkg/metrics"
+	notifications "github.com/canarybot/canarybot/pkg/notify"
 	"github.com/canarybot/canarybot/pkg/redact"
 	"github.com/canarybot/canarybot/pkg/registry"
 	"github.com/canarybot/canarybot/pkg/registry/mlflow"
@@ -30,6 +31,7 @@ type reconcileOptions struct {
 	argo                                argocd.ClientOptions
 	argoTokenEnv                        string
 	registryInsecure, autoApprove, once bool
+	notifySecretsDir                    string
 	poll, minPoll                       time.Duration
 	workers                             int
 	hooks                               hookOptions
@@ -96,6 +98,8 @@ func newReconcile(g *globals) *cobra.Command {
 // addEngineFlags registers the flags of the engine's adapters: metrics,
 // Argo CD, registries and polling.
 func (o *reconcileOptions) addEngineFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.notifySecretsDir, "notification-secrets-dir", notifications.DefaultSecretsDir,
+		"the only `DIR` whose files plans may name as notification secrets (env: only CANARYBOT_NOTIFY_* variables)")
 	f.StringVar(&o.prometheus, "prometheus", "", "Prometheus base URL (required)")
 	f.StringVar(&o.argo.Server, "argocd-server", "", "argocd-server host:port (required)")
 	f.StringVar(&o.argoTokenEnv, "argocd-token-env", "ARGOCD_AUTH_TOKEN", "environment variable holding the Argo CD token")
@@ -126,13 +130,17 @@ func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, rec *metri
 	defer ad.close()
 	eng := ad.engine(repo, repo.Contains, log)
 	eng.PlanPath = o.plan
-	eng.AfterTick = rec.AfterTick(redact.URL(o.repos[0]), plan.Metadata.Name)
+	nots := newNotifiers(log, rec, o.notifySecretsDir)
+	nots.add(redact.URL(o.repos[0]), remoteWeb(o.repos[0]), repo, planCatalog(o.plan))
+	eng.AfterTick = nots.afterTick(redact.URL(o.repos[0]), rec.AfterTick(redact.URL(o.repos[0]), plan.Metadata.Name))
 	eng.Approvals = &flagApprovals{auto: o.autoApprove, log: log}
 	if o.once {
+		nots.once(ctx) // a first run starts the cursors before this run's transition
 		r, err := eng.Tick(ctx)
 		if err != nil {
 			return err
 		}
+		nots.once(ctx)
 		fmt.Fprintf(out, "%s: %s (%s)\n", r.Plan, r.Decision.Action, redact.URL(r.Decision.Reason))
 		return nil
 	}
@@ -145,6 +153,8 @@ func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, rec *metri
 			return err
 		}
 	}
+	nots.primeAll(ctx)
+	nots.start(ctx)
 	return eng.Run(ctx)
 }
 

@@ -37,15 +37,20 @@ func (o *reconcileOptions) runFleet(ctx context.Context, log *slog.Logger, rec *
 	}
 	defer ad.close()
 	approvals := &flagApprovals{auto: o.autoApprove, log: log}
+	nots := newNotifiers(log, rec, o.notifySecretsDir)
+	for _, url := range o.repos {
+		nots.add(redact.URL(url), remoteWeb(url), repos[redact.URL(url)], nil)
+	}
 	f, err := fleet.New(fleet.Config{Workers: o.workers, Poll: o.poll, MinPoll: o.minPoll,
 		Clock: canary.SystemClock{}, Log: log,
 		NewEngine: func(repo string, plan *canary.CanaryPlan) *canary.Engine {
 			r := repos[repo]
 			eng := ad.engine(r, r.Contains, log.With("repo", repo))
-			eng.Approvals, eng.AfterTick = approvals, rec.AfterTick(repo, plan.Metadata.Name)
+			eng.Approvals, eng.AfterTick = approvals, nots.afterTick(repo, rec.AfterTick(repo, plan.Metadata.Name))
 			return eng
 		},
-		OnCatalog: rec.RetainCatalog, OnRemove: rec.Forget})
+		OnCatalog: func(repo string, c *canary.Catalog) { rec.RetainCatalog(repo, c); nots.offer(ctx, repo, c) },
+		OnRemove:  rec.Forget})
 	if err != nil {
 		return err
 	}
@@ -55,6 +60,8 @@ func (o *reconcileOptions) runFleet(ctx context.Context, log *slog.Logger, rec *
 		}
 	}
 	if o.once {
+		nots.once(ctx) // a first run starts the cursors before this run's transitions
+		defer nots.once(ctx)
 		return printOnce(ctx, f, out)
 	}
 	if o.hooks.listen != "" {
@@ -77,6 +84,7 @@ func (o *reconcileOptions) runFleet(ctx context.Context, log *slog.Logger, rec *
 			return err
 		}
 	}
+	nots.start(ctx)
 	log.Info("serving plans", "repos", len(repos), "workers", o.workers, "poll", o.poll)
 	return f.Run(ctx)
 }

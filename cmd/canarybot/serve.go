@@ -224,7 +224,9 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger, sess *github
 	eng := ad.engine(bot.Publisher, repo.Contains, log)
 	eng.PlanPath = o.plan
 	eng.Approvals, eng.Signals, eng.Wake, eng.OnTick = bot.Publisher, bot.ChatOps, waker.C(), bot.OnTick(ctx)
-	eng.AfterTick = rec.AfterTick(o.repositories[0], plan.Metadata.Name)
+	nots := newNotifiers(log, rec, o.notifySecretsDir)
+	nots.add(o.repositories[0], githubWeb(o.apiURL, o.repositories[0]), repo, planCatalog(o.plan))
+	eng.AfterTick = nots.afterTick(o.repositories[0], rec.AfterTick(o.repositories[0], plan.Metadata.Name))
 	mux := http.NewServeMux()
 	mux.Handle("POST /webhooks/github", bot.Handler)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -246,6 +248,8 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger, sess *github
 	log.Info("serving GitHub webhooks", "addr", ln.Addr().String(), "repository", o.repositories[0], "plan", ref.Name, "as", sess.Login)
 	return o.leader.run(ctx, log, func(ctx context.Context) error {
 		go bot.Run(ctx, o.sweep)
+		nots.primeAll(ctx)
+		nots.start(ctx)
 		return eng.Run(ctx)
 	})
 }

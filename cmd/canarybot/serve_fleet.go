@@ -52,16 +52,22 @@ func (o *serveOptions) runFleet(ctx context.Context, log *slog.Logger, reg *prom
 	}
 	defer ad.close()
 	var srv *appserver.Server
+	nots := newNotifiers(log, rec, o.notifySecretsDir)
 	f, err := fleet.New(fleet.Config{Workers: o.workers, Poll: o.poll, MinPoll: o.minPoll, Clock: canary.SystemClock{}, Log: log,
 		NewEngine: func(repo string, plan *canary.CanaryPlan) *canary.Engine {
 			r := srv.Local(repo)
 			eng := ad.engine(r, r.Contains, log.With("repo", repo))
 			srv.Wire(repo, eng)
-			eng.AfterTick = rec.AfterTick(repo, plan.Metadata.Name)
+			eng.AfterTick = nots.afterTick(repo, rec.AfterTick(repo, plan.Metadata.Name))
 			return eng
 		},
-		OnCatalog: func(repo string, c *canary.Catalog) { srv.OnCatalog(repo, c); rec.RetainCatalog(repo, c) },
-		OnRemove:  rec.Forget})
+		OnCatalog: func(repo string, c *canary.Catalog) {
+			srv.OnCatalog(repo, c)
+			rec.RetainCatalog(repo, c)
+			nots.add(repo, githubWeb(o.apiURL, repo), srv.Local(repo), nil)
+			nots.offer(ctx, repo, c)
+		},
+		OnRemove: func(repo string) { rec.Forget(repo); nots.remove(repo) }})
 	if err != nil {
 		return err
 	}
@@ -70,6 +76,7 @@ func (o *serveOptions) runFleet(ctx context.Context, log *slog.Logger, reg *prom
 		return err
 	}
 	return o.leader.run(ctx, log, func(ctx context.Context) error {
+		nots.start(ctx)
 		return o.serveFleet(ctx, log, srv, f, reg)
 	})
 }

@@ -22,11 +22,12 @@ const (
 )
 
 // coreLeaves are the packages outside pkg/canary and the standard library
-// that the core may depend on, directly or not: two std-only leaves of
+// that the core may depend on, directly or not: three std-only leaves of
 // this module and a YAML codec, none of them an SDK.
 var coreLeaves = []string{
 	module + "/pkg/artifact",       // parse and refuse artifact references
 	module + "/pkg/gpu/clockevent", // NVML's clock event reason names, without NVML
+	module + "/pkg/redact",         // hide credentials in URLs (notification endpoints)
 	"sigs.k8s.io/yaml",             // strict plan and state decoding
 	"go.yaml.in/yaml/v2",           // sigs.k8s.io/yaml's parser
 }

@@ -39,6 +39,8 @@ type RepositoryConfig struct {
 type RepositoryConfigSpec struct {
 	// PlansDir is where plans live; .canarybot/plans when empty.
 	PlansDir string `json:"plansDir,omitempty"`
+	// Notifications are the default channels of every plan that sets none.
+	Notifications []NotificationChannel `json:"notifications,omitempty"`
 }
 
 // PlanEntry is one valid plan found in a repository.
@@ -163,6 +165,7 @@ func readConfig(fsys fs.FS) (*RepositoryConfig, error) {
 	if err := decodeStrict(b, &cfg); err != nil {
 		return nil, err
 	}
+	normalizeNotifications(cfg.Spec.Notifications)
 	var errs []error
 	if cfg.APIVersion != APIVersion || cfg.Kind != KindConfig {
 		errs = append(errs, fmt.Errorf("want apiVersion %s and kind %s, got %q and %q", APIVersion, KindConfig, cfg.APIVersion, cfg.Kind))
@@ -172,6 +175,9 @@ func readConfig(fsys fs.FS) (*RepositoryConfig, error) {
 			errs = append(errs, fmt.Errorf("spec.plansDir: %w", err))
 		}
 	}
+	validateNotifications("spec.notifications", cfg.Spec.Notifications, func(f, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", f, fmt.Sprintf(format, args...)))
+	})
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

@@ -73,6 +73,9 @@ type PlanSpec struct {
 	// Concurrency says what a new artifact does while another is in canary:
 	// queue (default) waits for the rollout to end; supersede restarts with it.
 	Concurrency string `json:"concurrency,omitempty"`
+	// Notifications, when set (even to an empty list), replaces the
+	// repository's default channels (.canarybot/config.yaml).
+	Notifications []NotificationChannel `json:"notifications,omitempty"`
 }
 
 // ModelSpec names the model and where its pinned artifacts come from.

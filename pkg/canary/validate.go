@@ -37,6 +37,7 @@ func (p *CanaryPlan) Default() {
 	r.OnError = or(r.OnError, ActionHold)
 	r.OnSyncFailure = or(r.OnSyncFailure, ActionRevert)
 	p.defaultSignalGates()
+	normalizeNotifications(s.Notifications)
 	for i := range s.Gates {
 		g := &s.Gates[i]
 		if g.Type == "" && g.Threshold != nil {
@@ -107,6 +108,7 @@ func (p *CanaryPlan) Validate() error {
 		}
 	}
 	validateRollback(s.Rollback, add)
+	validateNotifications("spec.notifications", s.Notifications, add)
 	if s.Concurrency != ConcurrencyQueue && s.Concurrency != ConcurrencySupersede {
 		add("spec.concurrency", "must be %q or %q, got %q", ConcurrencyQueue, ConcurrencySupersede, s.Concurrency)
 	}

@@ -52,6 +52,7 @@ type Recorder struct {
 	syncWait, pushDuration                                   prometheus.Histogram
 	pushRetries                                              prometheus.Counter
 	polls, pollErrors                                        *prometheus.CounterVec
+	notifications                                            *Notifications
 
 	mu    sync.Mutex
 	plans map[planKey]*planSeries
@@ -77,7 +78,8 @@ func New(reg prometheus.Registerer, o Options) (*Recorder, error) {
 	r := &Recorder{clock: o.Clock, analysisBudget: o.AnalysisBudget, plans: map[planKey]*planSeries{}}
 	r.newPlanMetrics()
 	r.newBotMetrics()
-	for _, c := range r.collectors() {
+	r.notifications = newNotifications()
+	for _, c := range append(r.collectors(), r.notifications.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register rollout metrics: %w", err)
 		}

@@ -89,7 +89,7 @@ func one(u string) string {
 		}
 		authority = user + authority[at:]
 	}
-	return head + authority + params(tail)
+	return head + authority + params(secretPath(authority, tail))
 }
 
 // params hides the values of sensitive parameters in the query and the
