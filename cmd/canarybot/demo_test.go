@@ -16,7 +16,8 @@ import (
 
 // The demo is killed with -9 in the middle of v2's rollout and started
 // again on the same --dir. It must resume from Git, finish both rollouts
-// (v2 promoted, v3 reverted by its latency gate), and leave exactly one
+// (v2 promoted, v3 reverted by the judge's screen gate, with its
+// verdicts printed), and leave exactly one
 // commit per transition. status must rebuild both rollouts from Git alone.
 func TestDemoKillNineResumes(t *testing.T) {
 	if testing.Short() {
@@ -44,7 +45,7 @@ func TestDemoKillNineResumes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("resumed demo failed: %v\n%s", err, out)
 	}
-	for _, want := range []string{"git: resuming from", "promote  qwen", "revert   qwen", "v3 reverted by gate latency-vs-stable"} {
+	for _, want := range []string{"git: resuming from", "promote  qwen", "revert   qwen", "v3 reverted by gate screen", "confirm Successful: not worse: latency ratio", "gate screen failed: canary worse: "} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("resumed demo output lacks %q:\n%s", want, out)
 		}
@@ -59,7 +60,7 @@ func TestDemoKillNineResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"qwen: Reverted", "stable:    2.0.0", "reverted:  3.0.0", "promote", "latency-vs-stable failed"} {
+	for _, want := range []string{"qwen: Reverted", "stable:    2.0.0", "reverted:  3.0.0", "promote", "screen failed: canary worse"} {
 		if !strings.Contains(status, want) {
 			t.Errorf("status lacks %q:\n%s", want, status)
 		}
@@ -105,7 +106,7 @@ func checkOneCommitPerTransition(t *testing.T, ts []string) {
 		seen[tr] = true
 		actions = append(actions, strings.SplitN(tr, "/", 2)[0])
 	}
-	want := "adopt start advance advance advance advance advance advance promote start advance revert"
+	want := "adopt start advance advance advance advance advance advance advance promote start advance revert"
 	if got := strings.Join(actions, " "); got != want {
 		t.Errorf("transitions:\n got %s\nwant %s", got, want)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,11 +21,38 @@ import (
 )
 
 // simGates builds the gate evaluators of a simulated run over its signals:
-// every signal-based gate type, and threshold gates that measure signals.
-// PromQL threshold gates cannot run in the simulator and fail clearly.
+// every signal-based gate type and threshold gates that measure signals.
+// PromQL threshold gates need simQueryGates.
 func simGates(src signals.Source, log *slog.Logger) canary.GateEvaluator {
+	return simQueryGates(src, nil, log)
+}
+
+// simQueryGates is simGates with q (the real Prometheus, in a replay)
+// answering threshold gates' PromQL.
+func simQueryGates(src signals.Source, q gates.Querier, log *slog.Logger) canary.GateEvaluator {
 	sourceFor := func(*canary.SignalsSpec) (signals.Source, error) { return src, nil }
-	return gates.ForSignals(sourceFor, gates.NewThreshold(nil, log, gates.WithSignals(sourceFor)))
+	return gates.ForSignals(sourceFor, gates.NewThreshold(q, log, gates.WithSignals(sourceFor)))
+}
+
+// needsPrometheus refuses, in memory, a plan with a PromQL threshold gate:
+// only a real Prometheus answers PromQL.
+func needsPrometheus(plan *canary.CanaryPlan) error {
+	var names []string
+	for _, g := range plan.Spec.Gates {
+		if promreplay.IsPromQL(g) {
+			names = append(names, g.Name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	what := "gate " + names[0] + " queries"
+	if len(names) > 1 {
+		what = "gates " + strings.Join(names, ", ") + " query"
+	}
+	return fmt.Errorf("%s PromQL, which only a real Prometheus answers: run with --metrics prometheus "+
+		"(the simulator then writes the preset's series and replays them through promtool and prometheus), "+
+		"or measure threshold.signal instead", what)
 }
 
 // simulateOptions are the flags of `canarybot simulate`.
@@ -62,10 +90,17 @@ Prometheus instead of memory: each run is recorded in memory, written as
 OpenMetrics, backfilled with promtool, served by prometheus (both from
 Debian's prometheus package) and replayed with the same seed; the replay's
 results are printed. A replay that decides differently from its recording is
-logged as a warning. Through Prometheus the gates read requests, errors,
-latency, TTFT, KV cache and queue depth; prediction classes, GPU memory,
-temperature and Xid errors read as absent, so drift and GPU gates do not
-decide there.`,
+logged as a warning. The series carry the plan's side labels and the
+preset's own metric names (vLLM's vllm:* histograms and gauges and
+http_requests_total{status}; KServe's request_predict_seconds and Knative's
+revision_app_request_count{response_code_class}), so threshold gates run
+their PromQL unchanged, each query narrowed to its run's series. The
+recording cannot query PromQL yet: there such a gate passes as soon as its
+measurements are due, and a replay whose PromQL gate holds the rollout
+longer leaves the recorded traffic (logged as diverged).
+
+In memory (the default) a plan with a PromQL threshold gate is refused:
+use --metrics prometheus, or threshold.signal.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.scenarios = append(o.scenarios, args...)
 			if err := o.validate(); err != nil {
@@ -121,8 +156,14 @@ func (o *simulateOptions) run(ctx context.Context, g *globals) error {
 	if err != nil {
 		return fmt.Errorf("--plan: %w", err)
 	}
-	if _, err := canary.ParsePlan(planYAML); err != nil {
+	plan, err := canary.ParsePlan(planYAML)
+	if err != nil {
 		return fmt.Errorf("--plan %s: %w", o.plan, err)
+	}
+	if o.metrics == metricsMemory {
+		if err := needsPrometheus(plan); err != nil {
+			return fmt.Errorf("--plan %s: %w", o.plan, err)
+		}
 	}
 	scenarios, err := sim.LoadScenarios(o.scenarios...)
 	if err != nil {
@@ -166,6 +207,7 @@ func (o *simulateOptions) runAll(ctx context.Context, cfg sim.Config, scenarios 
 	}
 	runs, err := promreplay.RunMany(ctx, promreplay.Options{
 		Config: cfg, Scenarios: scenarios, Seeds: seeds, Parallelism: o.parallel,
+		QueryGates: func(src signals.Source, q gates.Querier) canary.GateEvaluator { return simQueryGates(src, q, log) },
 	})
 	if err != nil {
 		return nil, err

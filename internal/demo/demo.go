@@ -2,7 +2,7 @@
 // configure: a bare Git repo, an in-process OCI registry, a local stand-in
 // for Argo CD, simulated model servers behind a weighted router, and the
 // real Prometheus binary scraping them. Two rollouts run: v2 is promoted,
-// v3 (40% slower) is reverted by its latency gate.
+// v3 (40% slower) is reverted by the judge, whose verdicts it prints.
 package demo
 
 import (

@@ -128,6 +128,22 @@ func (p *printer) transition(r canary.Report) {
 	}
 	p.say("%-8s %s step %d weight %3d%% %s%s commit %s — %s", r.Decision.Action, r.Plan, s.StepIndex,
 		r.Decision.Weight, art, gates, short(r.Commit.SHA), r.Decision.Reason)
+	p.judgeVerdicts(r.Decision.Gates, r.Decision.Reason)
+}
+
+// judgeVerdicts prints, under a transition, the verdict of every gate that
+// is not a PromQL threshold, unless the decision's reason already says it:
+// for the judge, each metric's ratio of canary to stable with its
+// confidence bounds, the requests and the e-value.
+func (p *printer) judgeVerdicts(gs []canary.GateResult, reason string) {
+	for _, g := range gs {
+		if g.Query != "" || g.Reason == "" || strings.Contains(reason, g.Reason) {
+			continue
+		}
+		for part := range strings.SplitSeq(g.Reason, "; ") {
+			p.say("           %s %s: %s", g.Gate, g.Verdict, part)
+		}
+	}
 }
 
 // autoApprover approves every step at once, saying so: the demo has no

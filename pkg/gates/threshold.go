@@ -211,3 +211,32 @@ func planThreshold(g *canary.ThresholdGate) (*thresholdPlan, error) {
 	}
 	return p, nil
 }
+
+// AssumePassing is what gate, a threshold gate, would return over w if
+// every measurement passed: Running until count measurements are due, then
+// Successful. It queries nothing. The
+// simulator records a PromQL gate's traffic with it before a real
+// Prometheus can answer the query (see pkg/sim/promreplay).
+func AssumePassing(gate canary.GateSpec, w canary.Window) (canary.GateResult, error) {
+	p, err := planThreshold(gate.Threshold)
+	if err != nil {
+		return canary.GateResult{}, canary.Terminal(fmt.Errorf("gate %s: %w", gate.Name, err))
+	}
+	if w.Start.IsZero() {
+		return canary.GateResult{}, canary.Terminalf("gate %s: analysis window has no start", gate.Name)
+	}
+	start := w.Start.Round(0)
+	var ms []canary.Measurement
+	verdict := canary.VerdictRunning
+	var next time.Time
+	for k := 1; verdict == canary.VerdictRunning; k++ {
+		at := p.at(start, k)
+		if at.After(w.Now) {
+			next = at
+			break
+		}
+		ms = append(ms, canary.Measurement{At: at, Verdict: canary.VerdictSuccessful, Message: "assumed to pass"})
+		verdict = Assess(ms, p.limits)
+	}
+	return result(gate.Name, p, verdict, ms, next), nil
+}

@@ -65,10 +65,19 @@ func TestExamplesMatchSchema(t *testing.T) {
 			if len(weights) == 0 || weights[len(weights)-1] != 100 {
 				t.Errorf("setWeight steps = %v, want them to end at 100", weights)
 			}
+			judges := 0
 			for _, g := range plan.Spec.Gates {
-				if g.Type != canary.GateThreshold || g.Threshold == nil || g.Threshold.SuccessCondition == "" {
-					t.Errorf("gate %s: want a threshold gate with a successCondition", g.Name)
+				switch {
+				case g.Type == canary.GateJudge && g.Judge != nil:
+					judges++
+				case g.Type == canary.GateGauge && g.Gauge != nil:
+				case g.Type == canary.GateThreshold && g.Threshold != nil && g.Threshold.SuccessCondition != "":
+				default:
+					t.Errorf("gate %s: want a judge, a gauge, or a threshold gate with a successCondition", g.Name)
 				}
+			}
+			if judges == 0 || plan.Spec.Signals == nil {
+				t.Errorf("want the judge over a signals preset; %d judge gates, signals %+v", judges, plan.Spec.Signals)
 			}
 			if fi, err := os.Stat(filepath.Join(repoRoot, plan.Spec.Overlay)); err != nil || !fi.IsDir() {
 				t.Errorf("overlay %s is not a directory in the repo: %v", plan.Spec.Overlay, err)

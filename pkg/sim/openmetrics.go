@@ -33,6 +33,17 @@ type MetricNames struct {
 	// (canarybot_gpu_*): memory, temperature, Xid counters, and the side's
 	// pod (PodName) running on it.
 	GPU bool
+	// Status, when its Name is set, counts every answer by status class,
+	// as the presets' error selectors read them.
+	Status StatusCounter
+}
+
+// StatusCounter is a counter of answers by status class, such as vLLM's
+// OpenAI server's http_requests_total{status} or Knative's queue-proxy's
+// revision_app_request_count{response_code_class}: the series with
+// Label=Error counts the failed requests, the one with Label=OK the rest.
+type StatusCounter struct {
+	Name, Label, Error, OK string
 }
 
 // ExportRun is one world to write, and the labels of each side's series
@@ -98,10 +109,14 @@ type omRun struct {
 // prepare checks the names and renders each run's labels.
 func (o *omWriter) prepare(names MetricNames, runs []ExportRun) error {
 	var errs []error
-	for _, n := range []string{names.Requests, names.Errors, names.Predictions, names.Latency, names.TTFT, names.KVCache, names.QueueDepth} {
+	for _, n := range []string{names.Requests, names.Errors, names.Predictions, names.Latency, names.TTFT, names.KVCache,
+		names.QueueDepth, names.Status.Name} {
 		if n != "" && !metricNameRE.MatchString(n) {
 			errs = append(errs, fmt.Errorf("invalid metric name %q", n))
 		}
+	}
+	if st := names.Status; st.Name != "" && (!labelNameRE.MatchString(st.Label) || st.Label == "le" || st.Label == "class") {
+		errs = append(errs, fmt.Errorf("invalid status label name %q", st.Label))
 	}
 	for i, r := range runs {
 		if r.World == nil {
@@ -156,6 +171,9 @@ func (o *omWriter) families(names MetricNames) {
 	}
 	if names.Predictions != "" {
 		o.predictions(names.Predictions)
+	}
+	if names.Status.Name != "" {
+		o.status(names.Status)
 	}
 	if names.KVCache != "" {
 		o.gauge(names.KVCache, func(g *gaugeSeries) []float64 { return g.kv })
@@ -219,6 +237,33 @@ func (o *omWriter) counter(name string, cum func(*cumSeries) []float64) {
 			for j := from; j <= r.w.now; j++ {
 				if scraped(r.w, j) {
 					o.sample(name, r.labels[side], "", "", vals[j], r.w, j)
+				}
+			}
+		}
+	}
+}
+
+// status writes the answers of each side by status class: the errors
+// under st.Error, the other requests under st.OK.
+func (o *omWriter) status(st StatusCounter) {
+	o.typeLine(st.Name, "counter")
+	for _, r := range o.runs {
+		for side := range r.w.cum {
+			from := sideFrom(r.w, side)
+			if from < 0 {
+				continue
+			}
+			c := r.w.cum[side]
+			for _, class := range [2]string{st.Error, st.OK} {
+				for j := from; j <= r.w.now; j++ {
+					if !scraped(r.w, j) {
+						continue
+					}
+					v := c.errors[j]
+					if class == st.OK {
+						v = c.requests[j] - c.errors[j]
+					}
+					o.sample(st.Name, r.labels[side], st.Label, class, v, r.w, j)
 				}
 			}
 		}

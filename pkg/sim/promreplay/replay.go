@@ -15,6 +15,12 @@
 //  3. replay: run the same scenario and seed again with the gates reading
 //     signals through gates.PromSignals from that Prometheus.
 //
+// Threshold gates that query PromQL (Options.QueryGates) run in the replay
+// against the same Prometheus, each query narrowed to its run's series;
+// the recording, with no Prometheus yet, assumes they pass as soon as
+// their measurements are due. The series carry the preset's own metric
+// names, so a plan's PromQL runs unchanged.
+//
 // The world draws every second from common random numbers, so the replay
 // generates the recorded traffic for as long as it moves the split at the
 // same times; after the replay its traffic is checked against the
@@ -37,11 +43,14 @@ import (
 
 	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
 	"sigs.k8s.io/yaml"
 
 	"github.com/canarybot/canarybot/pkg/canary"
 	"github.com/canarybot/canarybot/pkg/gates"
 	"github.com/canarybot/canarybot/pkg/promserver"
+	"github.com/canarybot/canarybot/pkg/signals"
 	"github.com/canarybot/canarybot/pkg/sim"
 )
 
@@ -80,6 +89,12 @@ type Options struct {
 	// Prometheus and Promtool are the executables; empty looks them up in
 	// PATH.
 	Prometheus, Promtool string
+	// QueryGates, when set, builds each run's gates instead of
+	// Config.Gates, with a Querier for threshold gates' PromQL: in the
+	// replay one that queries the run's series in Prometheus; in the
+	// recording none, and PromQL gates are assumed to pass as soon as
+	// their measurements are due (gates.AssumePassing).
+	QueryGates QueryGates
 }
 
 // Run is one scenario and seed through both paths.
@@ -136,6 +151,10 @@ func RunMany(ctx context.Context, o Options) (runs []Run, err error) {
 		cfg := o.Config
 		cfg.Scenario, cfg.Seed = recs[i].scenario, recs[i].seed
 		cfg.Signals = &gates.PromSignals{API: api, Spec: runSpec(spec, metrics, recs[i].id)}
+		if qg := o.QueryGates; qg != nil {
+			q := runQuerier{api: api, run: recs[i].id}
+			cfg.Gates = func(src signals.Source) canary.GateEvaluator { return qg(src, q) }
+		}
 		run, err := replay(ctx, cfg, recs[i].rec)
 		runs[i] = run
 		return err
@@ -186,6 +205,9 @@ func record(ctx context.Context, o Options) ([]recorded, error) {
 	err := forEach(ctx, len(recs), o.Parallelism, func(ctx context.Context, i int) error {
 		cfg := o.Config
 		cfg.Scenario, cfg.Seed, cfg.Signals = recs[i].scenario, recs[i].seed, nil
+		if qg := o.QueryGates; qg != nil {
+			cfg.Gates = func(src signals.Source) canary.GateEvaluator { return assumePassing{next: qg(src, nil)} }
+		}
 		rec, err := sim.Record(ctx, cfg, extra)
 		if err != nil {
 			return fmt.Errorf("record: %w", err)
@@ -259,10 +281,14 @@ func planSignals(cfg sim.Config) (*canary.SignalsSpec, error) {
 }
 
 // metricNames resolves the series the spec's gates read: the preset's
-// names, the spec's overrides, and the simulator's counters for errors
-// and predictions where the spec does not name them. metrics is the spec's
-// overrides with those counters added. Of alternatives (a|b) the first is
-// written.
+// names, the spec's overrides, and the simulator's counter for
+// predictions where the spec does not name one. Errors are written both as
+// the simulator's counter (ErrorsMetric) and, where the spec does not name
+// another, as the preset's own answers by status class (vLLM's
+// http_requests_total{status}, Knative's
+// revision_app_request_count{response_code_class}), which the gates read
+// and a plan's PromQL may query. metrics is the spec's overrides with the
+// simulator's counters added. Of alternatives (a|b) the first is written.
 func metricNames(spec *canary.SignalsSpec) (sim.MetricNames, map[string]string) {
 	m := gates.PresetMetrics(spec.Preset)
 	maps.Copy(m, spec.Metrics)
@@ -270,17 +296,51 @@ func metricNames(spec *canary.SignalsSpec) (sim.MetricNames, map[string]string) 
 	if metrics == nil {
 		metrics = map[string]string{}
 	}
-	for k, v := range map[string]string{"errors": ErrorsMetric, "predictions": PredictionsMetric} {
-		if spec.Metrics[k] == "" { // the preset's own (vLLM's 5xx answers) is a selector, not a name to write
-			m[k], metrics[k] = v, v
+	var status sim.StatusCounter
+	if spec.Metrics["errors"] == "" {
+		if status = statusCounter(m["errors"]); status.Name == "" {
+			metrics["errors"] = ErrorsMetric // a preset with no status counter of its own
 		}
+		m["errors"] = ErrorsMetric
+	}
+	if spec.Metrics["predictions"] == "" {
+		m["predictions"], metrics["predictions"] = PredictionsMetric, PredictionsMetric
 	}
 	first := func(k string) string { n, _, _ := strings.Cut(m[k], "|"); return n }
 	return sim.MetricNames{
 		Requests: first("requests"), Errors: first("errors"), Predictions: first("predictions"),
 		Latency: first("latency"), TTFT: first("ttft"), KVCache: first("kvCache"), QueueDepth: first("queueDepth"),
-		GPU: spec.GPU != nil && spec.GPU.Preset == canary.GPUPresetCanarybot && len(spec.GPU.Agents) == 0 && len(spec.GPU.Metrics) == 0,
+		GPU:    spec.GPU != nil && spec.GPU.Preset == canary.GPUPresetCanarybot && len(spec.GPU.Agents) == 0 && len(spec.GPU.Metrics) == 0,
+		Status: status,
 	}, metrics
+}
+
+// statusCounter reads a preset's error selector, a counter name with one
+// label equal to a 5xx class (http_requests_total{status="5xx"}), as the
+// status counter to write; the zero value when it is not one.
+func statusCounter(selector string) sim.StatusCounter {
+	ms, err := parser.ParseMetricSelector(selector)
+	if err != nil {
+		return sim.StatusCounter{}
+	}
+	var st sim.StatusCounter
+	for _, m := range ms {
+		switch {
+		case m.Type != labels.MatchEqual:
+			return sim.StatusCounter{}
+		case m.Name == labels.MetricName:
+			st.Name = m.Value
+		case st.Label != "":
+			return sim.StatusCounter{}
+		default:
+			st.Label, st.Error = m.Name, m.Value
+		}
+	}
+	if st.Name == "" || st.Label == "" {
+		return sim.StatusCounter{}
+	}
+	st.OK = "2xx"
+	return st
 }
 
 // runSpec is spec narrowed to one run's series, reading metrics.
