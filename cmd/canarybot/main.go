@@ -111,7 +111,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentPreRunE = func(*cobra.Command, []string) error { _, err := g.logger(); return err }
 	root.AddCommand(newValidate(g), newStatus(g), newDemo(g), newReconcile(g), newServe(g), newVersion(g))
 	root.AddCommand(newSimulate(g))
-	root.AddCommand(newRetry(g), newPlan(g))
+	root.AddCommand(newRetry(g), newPlan(g), newImport(g))
 	root.AddCommand(newControls(g)...)
 	root.AddCommand(newBench(g), newBenchFleet(g))
 	return root
