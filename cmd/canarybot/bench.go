@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,6 +26,8 @@ type benchOptions struct {
 	parallel      int
 	failOnTargets bool
 	deliveries    int
+	baseline      string
+	policies      []string
 }
 
 func newBench(g *globals) *cobra.Command {
@@ -32,9 +37,11 @@ func newBench(g *globals) *cobra.Command {
 		Short: "Measure decision quality: every scenario × N seeds, canarybot's judge against the seed's thresholds",
 		Long: `bench simulates every scenario in --scenarios with N seeds under three plans
 from --plans: judge.yaml (canarybot's default), judge-strict.yaml (run on the
-A/A scenario for its false-revert rate) and seed-thresholds.yaml (the
-baseline), on identical traffic traces, and prints the decision table and
-the targets.`,
+A/A scenarios for their false-revert rate: the canary behaves as stable
+throughout, shared changes included) and seed-thresholds.yaml (the
+baseline), on identical traffic traces, and prints the decision table, the
+targets (issue 17's compare each scenario's p80 canary requests with those
+in --baseline) and the failure classes no scenario covers.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
@@ -49,6 +56,9 @@ the targets.`,
 	c.Flags().IntVar(&o.seeds, "seeds", 200, "seeds per scenario")
 	c.Flags().IntVar(&o.parallel, "parallel", 0, "runs at once (0: one per CPU)")
 	c.Flags().BoolVar(&o.failOnTargets, "fail-on-targets", false, "exit 1 when a target is missed")
+	c.Flags().StringVar(&o.baseline, "baseline", "bench/baseline-p80.txt", "each scenario's p80 canary requests before this change, for the issue 17 targets (\"\" skips them)")
+	c.Flags().StringSliceVar(&o.policies, "policies", []string{bench.PolicyJudge, bench.PolicyStrict, bench.PolicyBaseline},
+		"policies to run, comma-separated (leaving one out leaves its columns and targets empty)")
 	c.Flags().IntVar(&o.deliveries, "webhook-deliveries", 2000, "signed webhook deliveries for the acknowledgement benchmark (0 skips it)")
 	_ = c.MarkFlagRequired("scenarios")
 	return c
@@ -62,6 +72,11 @@ func (o *benchOptions) run(ctx context.Context, g *globals, log *slog.Logger) er
 	if o.seeds < 1 {
 		return fmt.Errorf("--seeds must be at least 1, got %d", o.seeds)
 	}
+	for _, p := range o.policies {
+		if p != bench.PolicyJudge && p != bench.PolicyStrict && p != bench.PolicyBaseline {
+			return fmt.Errorf("--policies: unknown policy %q (want %s, %s or %s)", p, bench.PolicyJudge, bench.PolicyStrict, bench.PolicyBaseline)
+		}
+	}
 	seeds := make([]uint64, o.seeds)
 	for i := range seeds {
 		seeds[i] = uint64(i + 1)
@@ -70,7 +85,7 @@ func (o *benchOptions) run(ctx context.Context, g *globals, log *slog.Logger) er
 	var aa []*sim.Scenario
 	for _, sc := range scs {
 		order = append(order, sc.Name)
-		if sc.IsAA() {
+		if bench.IsAA(sc) {
 			aa = append(aa, sc)
 		}
 	}
@@ -79,7 +94,7 @@ func (o *benchOptions) run(ctx context.Context, g *globals, log *slog.Logger) er
 		policy, file string
 		scs          []*sim.Scenario
 	}{{bench.PolicyJudge, "judge.yaml", scs}, {bench.PolicyStrict, "judge-strict.yaml", aa}, {bench.PolicyBaseline, "seed-thresholds.yaml", scs}} {
-		if len(p.scs) == 0 {
+		if len(p.scs) == 0 || !slices.Contains(o.policies, p.policy) {
 			continue
 		}
 		if err := o.runPolicy(ctx, g, log, res, p.policy, p.file, p.scs, seeds); err != nil {
@@ -88,6 +103,16 @@ func (o *benchOptions) run(ctx context.Context, g *globals, log *slog.Logger) er
 	}
 	fmt.Fprintln(g.stdout)
 	ok := bench.Render(g.stdout, res, order, o.seeds)
+	if o.baseline != "" {
+		base, err := bench.LoadBaseline(o.baseline)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) { // a missing one fails its target
+			return err
+		}
+		fmt.Fprintln(g.stdout)
+		ok = bench.RenderIssueTargets(g.stdout, res, order, base) && ok
+	}
+	fmt.Fprintln(g.stdout)
+	bench.RenderBlindSpots(g.stdout, order)
 	if o.deliveries > 0 {
 		fmt.Fprintf(g.stderr, "bench: webhook acknowledgement, %d deliveries…\n", o.deliveries)
 		wr, err := bench.WebhookAck(ctx, o.deliveries, 16)

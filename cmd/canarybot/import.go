@@ -180,5 +180,5 @@ func validateImported(plan []byte) []string {
 	if err := os.WriteFile(p, plan, 0o600); err != nil {
 		return []string{err.Error()}
 	}
-	return validateFile(p)
+	return validateFile(p, nil)
 }

@@ -71,7 +71,7 @@ func TestImportGolden(t *testing.T) {
 			if err := os.WriteFile(plan, []byte(stdout), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if errs := validateFile(plan); len(errs) > 0 {
+			if errs := validateFile(plan, nil); len(errs) > 0 {
 				t.Errorf("the imported plan does not validate:\n%s", strings.Join(errs, "\n"))
 			}
 		})
@@ -122,8 +122,8 @@ func TestImportPartialNeedsFlag(t *testing.T) {
 		t.Errorf("plan.yaml written without --allow-partial: %v", err)
 	}
 	for _, want := range []string{
-		"not carried over: rollout.yaml: spec.strategy.canary.steps[1].setHeaderRoute:",
-		"not carried over: rollout.yaml: spec.strategy.canary.steps[2].setMirrorRoute:",
+		"not carried over: rollout.yaml: spec.strategy.canary.steps[2].setMirrorRoute.match:",
+		"not carried over: rollout.yaml: spec.strategy.canary.steps[3].setWeight: canarybot ends mirror route",
 		"not carried over: rollout.yaml: spec.strategy.canary.steps[4].experiment:",
 		"not carried over: rollout.yaml: spec.strategy.canary.steps[0].setCanaryScale:",
 		"not carried over: rollout.yaml: spec.strategy.canary.antiAffinity:",
@@ -138,7 +138,7 @@ func TestImportPartialNeedsFlag(t *testing.T) {
 	if _, stderr, code := runImportIn(t, dir, "--out", "plan.yaml", "--allow-partial"); code != 0 {
 		t.Fatalf("with --allow-partial: exit %d\n%s", code, stderr)
 	}
-	if errs := validateFile(filepath.Join(dir, "plan.yaml")); len(errs) > 0 {
+	if errs := validateFile(filepath.Join(dir, "plan.yaml"), nil); len(errs) > 0 {
 		t.Errorf("the partial plan does not validate:\n%s", strings.Join(errs, "\n"))
 	}
 }

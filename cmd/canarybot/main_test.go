@@ -48,7 +48,7 @@ spec:
 	for _, want := range []string{
 		"bad.yaml: metadata.name: must be a DNS label",
 		"bad.yaml: spec.model.source.oci.repository: must name a repository, without a tag",
-		`bad.yaml: spec.traffic.mode: must be "kserve" or "gateway", got "istio"`,
+		`bad.yaml: spec.traffic.mode: must be "kserve", "gateway" or "llmisvc", got "istio"`,
 		"bad.yaml: spec.overlay: must stay inside the repo",
 		"bad.yaml: spec.argocd.application: is required",
 		"bad.yaml: spec.steps[0].setWeight: must be between 0 and 100, got 150",

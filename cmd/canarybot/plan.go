@@ -70,6 +70,7 @@ func (o *reconcileOptions) dryRun(ctx context.Context, log *slog.Logger, out io.
 	dry := &dryRunRepo{Repo: repo, out: out}
 	eng := ad.engine(dry, repo.Contains, log)
 	eng.PlanPath = o.plan
+	eng.Pipeline = repoStages{redact.URL(o.repos[0]): repo}
 	eng.Approvals = &flagApprovals{auto: o.autoApprove, log: log}
 	r, err := eng.Tick(ctx)
 	if err != nil {

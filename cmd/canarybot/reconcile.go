@@ -130,6 +130,7 @@ func (o *reconcileOptions) run(ctx context.Context, log *slog.Logger, rec *metri
 	defer ad.close()
 	eng := ad.engine(repo, repo.Contains, log)
 	eng.PlanPath = o.plan
+	eng.Pipeline = repoStages{redact.URL(o.repos[0]): repo}
 	nots := newNotifiers(log, rec, o.notifySecretsDir)
 	nots.add(redact.URL(o.repos[0]), remoteWeb(o.repos[0]), repo, planCatalog(o.plan))
 	eng.AfterTick = nots.afterTick(redact.URL(o.repos[0]), rec.AfterTick(redact.URL(o.repos[0]), plan.Metadata.Name))

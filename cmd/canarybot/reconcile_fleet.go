@@ -47,6 +47,7 @@ func (o *reconcileOptions) runFleet(ctx context.Context, log *slog.Logger, rec *
 			r := repos[repo]
 			eng := ad.engine(r, r.Contains, log.With("repo", repo))
 			eng.Approvals, eng.AfterTick = approvals, nots.afterTick(repo, rec.AfterTick(repo, plan.Metadata.Name))
+			eng.Pipeline = repoStages(repos)
 			return eng
 		},
 		OnCatalog: func(repo string, c *canary.Catalog) { rec.RetainCatalog(repo, c); nots.offer(ctx, repo, c) },

@@ -223,6 +223,7 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger, sess *github
 	defer ad.close()
 	eng := ad.engine(bot.Publisher, repo.Contains, log)
 	eng.PlanPath = o.plan
+	eng.Pipeline = repoStages{o.repositories[0]: repo}
 	eng.Approvals, eng.Signals, eng.Wake, eng.OnTick = bot.Publisher, bot.ChatOps, waker.C(), bot.OnTick(ctx)
 	nots := newNotifiers(log, rec, o.notifySecretsDir)
 	nots.add(o.repositories[0], githubWeb(o.apiURL, o.repositories[0]), repo, planCatalog(o.plan))

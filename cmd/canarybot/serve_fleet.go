@@ -58,6 +58,7 @@ func (o *serveOptions) runFleet(ctx context.Context, log *slog.Logger, reg *prom
 			r := srv.Local(repo)
 			eng := ad.engine(r, r.Contains, log.With("repo", repo))
 			srv.Wire(repo, eng)
+			eng.Pipeline = servedStages{srv}
 			eng.AfterTick = nots.afterTick(repo, rec.AfterTick(repo, plan.Metadata.Name))
 			return eng
 		},

@@ -65,6 +65,7 @@ type simulateOptions struct {
 	parallel  int
 	warmup    time.Duration
 	metrics   string
+	templates []string
 }
 
 // Metrics paths of `canarybot simulate`.
@@ -121,6 +122,7 @@ func (o *simulateOptions) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.json, "json", false, "print one JSON object per run and nothing else on stdout")
 	f.IntVar(&o.parallel, "parallel", 0, "runs at once (0: one per CPU)")
 	f.DurationVar(&o.warmup, "warmup", sim.DefaultWarmup, "stable-only traffic before each rollout, in simulated time")
+	f.StringArrayVar(&o.templates, "templates", nil, "GateTemplate file or directory for a plan's templateRefs (repeatable; default: the plan's directory)")
 	f.StringVar(&o.metrics, "metrics", metricsMemory, "where the gates read signals: memory, or prometheus (record, backfill with promtool, replay)")
 }
 
@@ -152,11 +154,7 @@ func (o *simulateOptions) run(ctx context.Context, g *globals) error {
 	if err != nil {
 		return err
 	}
-	planYAML, err := readLimited(o.plan, canary.MaxPlanBytes)
-	if err != nil {
-		return fmt.Errorf("--plan: %w", err)
-	}
-	plan, err := canary.ParsePlan(planYAML)
+	plan, planYAML, err := readPlanFile(o.plan, o.templates)
 	if err != nil {
 		return fmt.Errorf("--plan %s: %w", o.plan, err)
 	}

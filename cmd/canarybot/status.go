@@ -89,6 +89,9 @@ func (o *statusOptions) run(ctx context.Context, out io.Writer) error {
 		plans = []string{o.plan}
 	} else if cat != nil {
 		printCatalog(out, cat, plans)
+		if err := printPipelines(ctx, out, r, cat); err != nil {
+			return err
+		}
 	}
 	if len(plans) == 0 {
 		fmt.Fprintf(out, "no rollouts in %s (no %s/*.yaml on %s)\n", gitops.RedactURL(o.repo), canary.StateDir, o.branch)

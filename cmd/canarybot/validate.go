@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/canarybot/canarybot/pkg/canary"
 	"github.com/canarybot/canarybot/pkg/gates"
@@ -16,14 +17,15 @@ import (
 )
 
 func newValidate(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var templates []string
+	cmd := &cobra.Command{
 		Use:   "validate FILE...",
-		Short: "Check CanaryPlan files and list every problem with its field path",
+		Short: "Check CanaryPlan and GateTemplate files and list every problem with its field path",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, files []string) error {
 			bad := 0
 			for _, f := range files {
-				errs := validateFile(f)
+				errs := validateFile(f, templates)
 				if len(errs) == 0 {
 					fmt.Fprintf(g.stdout, "%s: ok\n", f)
 					continue
@@ -40,21 +42,43 @@ func newValidate(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringArrayVar(&templates, "templates", nil,
+		"GateTemplate file or directory for plans' templateRefs (repeatable; default: each plan's directory)")
+	return cmd
 }
 
 // validateFile returns every problem in one plan file, one line each:
 // schema, validation, the OCI semver constraint, gate queries (PromQL)
 // and gate conditions together.
-func validateFile(path string) []string {
+func validateFile(path string, templates []string) []string {
 	b, err := readLimited(path, canary.MaxPlanBytes)
 	if err != nil {
 		return []string{err.Error()}
+	}
+	var head struct {
+		Kind string `json:"kind"`
+	}
+	if yaml.Unmarshal(b, &head) == nil && head.Kind == canary.KindGateTemplate {
+		var lines []string
+		if err := (canary.GateTemplates{}).AddFile(path, b); err != nil {
+			for _, l := range splitErr(err) {
+				lines = append(lines, strings.TrimPrefix(l, path+": "))
+			}
+		}
+		return lines
 	}
 	plan, err := canary.DecodePlan(b)
 	if err != nil {
 		return splitErr(err)
 	}
-	errs := []error{plan.Validate(), oci.ValidatePlan(plan), gates.ValidatePlanQueries(plan)}
+	invalid := plan.Validate()
+	if plan.UsesTemplates() {
+		if plan, _, err = readPlanFile(path, templates); err != nil {
+			return splitErr(err)
+		}
+		invalid = nil // ParsePlanWith validated the resolved plan
+	}
+	errs := []error{invalid, oci.ValidatePlan(plan), gates.ValidatePlanQueries(plan)}
 	for i, gs := range plan.Spec.Gates {
 		if gs.Threshold == nil {
 			continue

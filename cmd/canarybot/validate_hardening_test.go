@@ -75,8 +75,42 @@ func TestValidateShippedPlans(t *testing.T) {
 		files = append(files, m...)
 	}
 	for _, f := range files {
-		if errs := validateFile(f); len(errs) > 0 {
+		if errs := validateFile(f, nil); len(errs) > 0 {
 			t.Errorf("%s:\n%s", f, strings.Join(errs, "\n"))
 		}
+	}
+}
+
+// A plan's GateTemplates are read beside it, or from --templates; a
+// template's own problems and a use's are listed with their paths.
+func TestValidateResolvesGateTemplates(t *testing.T) {
+	dir := t.TempDir()
+	plan, err := os.ReadFile("../../examples/qwen-gateway.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "plan.yaml")
+	if err := os.WriteFile(p, plan, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := run(t, "validate", p)
+	if err == nil || !strings.Contains(out, `plan.yaml: spec.gates[2].templateRef.name: no GateTemplate named "ttft-p95-slo"`) {
+		t.Errorf("no templates beside the plan: err %v, out:\n%s", err, out)
+	}
+	if out, _, err = run(t, "validate", "--templates", "../../examples/gate-templates.yaml", p); err != nil {
+		t.Errorf("--templates: err %v, out:\n%s", err, out)
+	}
+	bad := filepath.Join(dir, "gates.yaml")
+	tmpl, err := os.ReadFile("../../examples/gate-templates.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte(strings.Replace(string(tmpl), "{{args.max}}", "{{args.maximum}}", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = run(t, "validate", bad, p)
+	if err == nil || !strings.Contains(out, bad+": invalid GateTemplate: spec.gate: {{maximum}} is not a declared argument") ||
+		!strings.Contains(out, p+": "+bad+": invalid GateTemplate: spec.gate: {{maximum}} is not a declared argument") {
+		t.Errorf("a broken template: err %v, out:\n%s", err, out)
 	}
 }

@@ -55,6 +55,12 @@ type Behaviour struct {
 	// (weights, need not sum to 1). Each successful request predicts one,
 	// counted in canarybot_sim:predictions_total{class="<index>"}.
 	PredictionClasses []float64
+	// Answers maps prompts to the completion text the server answers
+	// them with (answers.go); other prompts get DefaultAnswer.
+	Answers map[string]string
+	// WrongAnswers is the share of the known prompts, 0..1, answered
+	// WrongAnswer instead, the same prompts every time.
+	WrongAnswers float64
 }
 
 // LatencyComponent is one lognormal component of a latency mixture.
@@ -77,6 +83,8 @@ func (b Behaviour) Validate() error {
 		return errors.New("sigmas must be finite and not negative")
 	case b.QueueDepth < 0:
 		return fmt.Errorf("queueDepth %d is negative", b.QueueDepth)
+	case !inUnit(b.WrongAnswers):
+		return fmt.Errorf("wrongAnswers %v is not in [0, 1]", b.WrongAnswers)
 	}
 	var total float64
 	for i, c := range b.LatencyMixture {

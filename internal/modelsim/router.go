@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httputil"
@@ -28,6 +29,10 @@ type RouterConfig struct {
 	// Transport reaches the backends; nil means http.DefaultTransport.
 	Transport http.RoundTripper
 	Logger    *slog.Logger
+	// CanaryHeaders, when set, is a header route: a request carrying every
+	// one of these headers with exactly these values goes to the canary,
+	// whatever the weights, as a setHeaderRoute step's Exact match would.
+	CanaryHeaders map[string]string
 }
 
 // Router is a simulated gateway: an http.Handler that forwards each request
@@ -39,6 +44,7 @@ type Router struct {
 	proxies [2]*httputil.ReverseProxy
 	counts  [2]atomic.Int64
 	http    httpServer
+	headers map[string]string
 
 	mu      sync.Mutex
 	rnd     *rand.Rand
@@ -47,7 +53,7 @@ type Router struct {
 
 // NewRouter returns a Router over two backends.
 func NewRouter(cfg RouterConfig) (*Router, error) {
-	r := &Router{logger: cfg.Logger, rnd: cfg.Rand}
+	r := &Router{logger: cfg.Logger, rnd: cfg.Rand, headers: maps.Clone(cfg.CanaryHeaders)}
 	if r.logger == nil {
 		r.logger = slog.New(slog.DiscardHandler)
 	}
@@ -128,10 +134,14 @@ func (r *Router) Pick() Role {
 	return RoleCanary
 }
 
-// ServeHTTP forwards the request to the picked backend and names it in the
+// ServeHTTP forwards the request to the canary when it matches the header
+// route, else to the picked backend, and names the backend in the
 // HeaderBackend response header.
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	role := r.Pick()
+	role := RoleCanary
+	if !r.headerRouted(req) {
+		role = r.Pick()
+	}
 	if role == "" {
 		http.Error(w, "no backend has weight", http.StatusServiceUnavailable)
 		return
@@ -143,6 +153,19 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.counts[i].Add(1)
 	w.Header().Set(HeaderBackend, string(role))
 	r.proxies[i].ServeHTTP(w, req)
+}
+
+// headerRouted reports whether req matches the header route.
+func (r *Router) headerRouted(req *http.Request) bool {
+	if len(r.headers) == 0 {
+		return false
+	}
+	for k, v := range r.headers {
+		if req.Header.Get(k) != v {
+			return false
+		}
+	}
+	return true
 }
 
 // Counts returns how many requests went to each backend.

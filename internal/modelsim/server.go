@@ -209,8 +209,9 @@ func (s *Server) end(o Outcome, l labels, gen uint64, gaveUp bool) {
 
 // handleCompletion serves one simulated inference request.
 func (s *Server) handleCompletion(w http.ResponseWriter, r *http.Request) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	o, l, gen := s.begin()
+	text := s.Behaviour().answer(promptOf(body))
 	if err := sleep(r.Context(), o.Latency); err != nil {
 		s.end(o, l, gen, true)
 		return
@@ -229,7 +230,7 @@ func (s *Server) handleCompletion(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = json.NewEncoder(w).Encode(completion{
 		Object: "text_completion", Model: s.model,
-		Choices:    []choice{{Index: 0, Text: "simulated completion", FinishReason: finishedReasonStop}},
+		Choices:    []choice{{Index: 0, Text: text, FinishReason: finishedReasonStop}},
 		Version:    l.version,
 		Role:       l.role,
 		Prediction: o.Class,

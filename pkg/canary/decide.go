@@ -35,6 +35,10 @@ func (a Action) Commits() bool {
 type Observations struct {
 	// Candidate is the newest pinned artifact the registry offers, or nil.
 	Candidate *Artifact
+	// Upstream, for a plan whose source is fromPlan, is its upstream
+	// stage's offer; when it has no candidate, its reason (and when to
+	// look again) is the wait's.
+	Upstream *UpstreamOffer
 	// Sync is the deployer's view of the last commit that changed the overlay.
 	Sync SyncObservation
 	// Gates holds results for the current analysis step's gates.
@@ -129,6 +133,8 @@ func StepStart(s StateStatus, obs Observations) time.Time {
 func decideIdle(plan *CanaryPlan, s StateStatus, obs Observations, now time.Time) Decision {
 	c := obs.Candidate
 	switch {
+	case c == nil && obs.Upstream != nil:
+		return Decision{Action: ActWait, Reason: obs.Upstream.Reason, Until: obs.Upstream.Until}
 	case c == nil:
 		return wait("no new artifact")
 	case c.Same(s.Stable):
@@ -168,6 +174,11 @@ func decideProgressing(plan *CanaryPlan, s StateStatus, obs Observations, now ti
 		d.Action = ActAdvance
 		return d
 	}
+	if why := templatesChanged(plan, s); why != "" {
+		d := start(plan, s.Candidate, why+" changed mid-rollout; restarting from step 0")
+		d.Action = ActAdvance
+		return d
+	}
 	if c := obs.Candidate; plan.Spec.Concurrency == ConcurrencySupersede && c != nil &&
 		c.URI != s.Candidate.URI && c.URI != s.Stable.URI && !s.IsFailed(c.URI) && movedTag(*c, s) == "" {
 		return start(plan, *c, fmt.Sprintf("superseded by %s", label(*c)))
@@ -182,6 +193,8 @@ func decideProgressing(plan *CanaryPlan, s StateStatus, obs Observations, now ti
 	switch {
 	case step.SetWeight != nil:
 		return next(plan, s.StepIndex, fmt.Sprintf("weight %d%% synced", s.Weight))
+	case step.SetHeaderRoute != nil || step.SetMirrorRoute != nil:
+		return next(plan, s.StepIndex, step.DescribeRoute()+": synced")
 	case step.Pause != nil && obs.Promote != "":
 		return next(plan, s.StepIndex, "promoted by "+obs.Promote)
 	case step.Pause != nil && step.Pause.UntilApproved:

@@ -108,8 +108,9 @@ func (c *Catalog) Problem(name string) (PlanProblem, bool) {
 // directory in t. A file or document that cannot be read, decoded or
 // validated, and plans that claim the same name, overlay or Argo CD
 // Application, are reported in Invalid and do not stop the others.
-// Documents of other kinds are skipped. Discover fails only when the
-// plans directory cannot be listed at all.
+// GateTemplate documents under the same directory are resolved into the
+// plans that reference them; documents of other kinds are skipped.
+// Discover fails only when the plans directory cannot be listed at all.
 func Discover(t Tree) (*Catalog, error) { return DiscoverCached(t, nil) }
 
 // DiscoverCached is Discover with the decoding of each plan file kept in
@@ -128,16 +129,26 @@ func DiscoverCached(t Tree, cache *PlanCache) (*Catalog, error) {
 		return nil, err
 	}
 	var found []PlanEntry
+	var templates []templateEntry
+	var pending []pendingPlan
 	for _, f := range files {
 		if f.err != nil {
 			c.Invalid = append(c.Invalid, PlanProblem{Path: f.path, Err: f.err})
 			continue
 		}
-		plans, problems := cache.decode(t.FS, f.path)
+		d := cache.decode(t.FS, f.path)
+		found = append(found, d.plans...)
+		c.Invalid = append(c.Invalid, d.problems...)
+		templates = append(templates, d.templates...)
+		pending = append(pending, d.pending...)
+	}
+	if len(pending) > 0 || len(templates) > 0 {
+		plans, problems := resolvePending(templates, pending)
 		found = append(found, plans...)
 		c.Invalid = append(c.Invalid, problems...)
 	}
 	c.Plans, c.Invalid = refuseClaims(found, c.Invalid)
+	c.Plans, c.Invalid = refusePipelines(c.Plans, c.Invalid)
 	slices.SortFunc(c.Plans, func(a, b PlanEntry) int { return strings.Compare(a.Plan.Metadata.Name, b.Plan.Metadata.Name) })
 	slices.SortFunc(c.Invalid, func(a, b PlanProblem) int {
 		return cmpOr(strings.Compare(a.Path, b.Path), a.Doc-b.Doc)
@@ -232,18 +243,35 @@ type planKey struct {
 }
 
 type decodedFile struct {
-	plans    []PlanEntry
-	problems []PlanProblem
+	plans     []PlanEntry
+	problems  []PlanProblem
+	templates []templateEntry
+	pending   []pendingPlan
+}
+
+// templateEntry is one valid GateTemplate document.
+type templateEntry struct {
+	path string
+	doc  int
+	t    *GateTemplate
+}
+
+// pendingPlan is a plan document that uses templates: it is parsed once
+// the revision's templates are all known.
+type pendingPlan struct {
+	path string
+	doc  int
+	data []byte
 }
 
 const maxCachedPlanFiles = 1 << 15
 
 // decode decodes the file at p, or returns what it decoded for the same
 // bytes before.
-func (c *PlanCache) decode(fsys fs.FS, p string) ([]PlanEntry, []PlanProblem) {
+func (c *PlanCache) decode(fsys fs.FS, p string) decodedFile {
 	b, err := ReadRepoFile(fsys, p, MaxPlanBytes)
 	if err != nil {
-		return nil, []PlanProblem{{Path: p, Err: err}}
+		return decodedFile{problems: []PlanProblem{{Path: p, Err: err}}}
 	}
 	if c == nil {
 		return decodePlanFile(p, b)
@@ -253,40 +281,95 @@ func (c *PlanCache) decode(fsys fs.FS, p string) ([]PlanEntry, []PlanProblem) {
 	d, ok := c.files[key]
 	c.mu.Unlock()
 	if ok {
-		return d.plans, d.problems
+		return d
 	}
-	plans, problems := decodePlanFile(p, b)
+	d = decodePlanFile(p, b)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.files == nil || len(c.files) >= maxCachedPlanFiles {
 		c.files = map[planKey]decodedFile{}
 	}
-	c.files[key] = decodedFile{plans: plans, problems: problems}
-	return plans, problems
+	c.files[key] = d
+	return d
 }
 
-// decodePlanFile decodes every CanaryPlan document of the file at p.
-func decodePlanFile(p string, b []byte) ([]PlanEntry, []PlanProblem) {
-	var plans []PlanEntry
-	var problems []PlanProblem
+// decodePlanFile decodes every CanaryPlan and GateTemplate document of the
+// file at p; plans that use templates are left pending.
+func decodePlanFile(p string, b []byte) decodedFile {
+	var out decodedFile
 	for i, doc := range splitDocuments(b) {
 		var head struct {
 			Kind     string     `json:"kind"`
 			Metadata ObjectMeta `json:"metadata"`
 		}
 		if err := yaml.Unmarshal(doc, &head); err != nil {
-			problems = append(problems, PlanProblem{Path: p, Doc: i, Err: fmt.Errorf("%w: decode: %w", ErrInvalidPlan, err)})
+			out.problems = append(out.problems, PlanProblem{Path: p, Doc: i, Err: fmt.Errorf("%w: decode: %w", ErrInvalidPlan, err)})
 			continue
 		}
-		if head.Kind != KindCanaryPlan {
+		switch head.Kind {
+		case KindGateTemplate:
+			t, err := ParseGateTemplate(doc)
+			if err != nil {
+				out.problems = append(out.problems, PlanProblem{Path: p, Doc: i, Err: err})
+				continue
+			}
+			out.templates = append(out.templates, templateEntry{path: p, doc: i, t: t})
+			continue
+		case KindCanaryPlan:
+		default:
 			continue
 		}
-		plan, err := ParsePlan(doc)
+		plan, err := DecodePlan(doc)
+		if err == nil && plan.UsesTemplates() {
+			out.pending = append(out.pending, pendingPlan{path: p, doc: i, data: doc})
+			continue
+		}
+		if err == nil {
+			if verr := plan.Validate(); verr != nil {
+				err = fmt.Errorf("%w: %w", ErrInvalidPlan, verr)
+			}
+		}
 		if err != nil {
-			problems = append(problems, PlanProblem{Path: p, Doc: i, Name: head.Metadata.Name, Err: err})
+			out.problems = append(out.problems, PlanProblem{Path: p, Doc: i, Name: head.Metadata.Name, Err: err})
 			continue
 		}
-		plans = append(plans, PlanEntry{Path: p, Doc: i, Plan: plan})
+		out.plans = append(out.plans, PlanEntry{Path: p, Doc: i, Plan: plan})
+	}
+	return out
+}
+
+// resolvePending builds the revision's templates (a name defined twice is
+// a problem, and neither definition is used) and parses each pending plan
+// with them.
+func resolvePending(templates []templateEntry, pending []pendingPlan) ([]PlanEntry, []PlanProblem) {
+	set := GateTemplates{}
+	where := map[string][]templateEntry{}
+	for _, e := range templates {
+		where[e.t.Metadata.Name] = append(where[e.t.Metadata.Name], e)
+	}
+	var problems []PlanProblem
+	for name, es := range where {
+		if len(es) == 1 {
+			set[name] = es[0].t
+			continue
+		}
+		for _, e := range es {
+			problems = append(problems, PlanProblem{Path: e.path, Doc: e.doc,
+				Err: fmt.Errorf("GateTemplate %s is defined %d times; none of them is used", name, len(es))})
+		}
+	}
+	var plans []PlanEntry
+	for _, pp := range pending {
+		plan, err := ParsePlanWith(pp.data, set)
+		if err != nil {
+			var head struct {
+				Metadata ObjectMeta `json:"metadata"`
+			}
+			_ = yaml.Unmarshal(pp.data, &head) // it decoded strictly before
+			problems = append(problems, PlanProblem{Path: pp.path, Doc: pp.doc, Name: head.Metadata.Name, Err: err})
+			continue
+		}
+		plans = append(plans, PlanEntry{Path: pp.path, Doc: pp.doc, Plan: plan})
 	}
 	return plans, problems
 }

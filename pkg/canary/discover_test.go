@@ -17,7 +17,7 @@ func TestDiscoverFindsEveryPlanAndReportsEachProblem(t *testing.T) {
 	fsys := fstest.MapFS{
 		".canarybot/plans/a.yaml":        {Data: []byte(namedPlan("alpha"))},
 		".canarybot/plans/team/two.yaml": {Data: []byte(namedPlan("beta") + "---\n# a comment only\n---\n" + namedPlan("gamma"))},
-		".canarybot/plans/other.yaml":    {Data: []byte("apiVersion: canarybot.dev/v1alpha1\nkind: GateTemplate\nmetadata: {name: x}\n")},
+		".canarybot/plans/other.yaml":    {Data: []byte("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nmetadata: {name: x}\n")},
 		".canarybot/plans/README.md":     {Data: []byte("not yaml")},
 		".canarybot/plans/bad.yaml":      {Data: []byte(strings.Replace(namedPlan("delta"), "setWeight: 10", "setWeight: ten", 1))},
 		".canarybot/plans/typo.yml":      {Data: []byte(strings.Replace(namedPlan("eps"), "overlay:", "overlai:", 1))},

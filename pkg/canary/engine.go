@@ -51,6 +51,11 @@ type Engine struct {
 	Gates     GateEvaluator
 	Approvals Approvals
 	Artifacts ArtifactSource
+	// Pipeline, when set, resolves plans whose source is fromPlan from
+	// their upstream stages' states in Git: the plan's own repository at
+	// the tick's revision, others through Pipeline (pipeline_engine.go).
+	// When nil, Artifacts answers for them too (the simulator).
+	Pipeline StageReader
 	// Signals is optional.
 	Signals Signals
 	// Stable reads the artifact the overlay serves today; it seeds the state
@@ -244,7 +249,13 @@ func ReadPlan(t Tree, p string) (*CanaryPlan, error) {
 	if err != nil {
 		return nil, Terminal(fmt.Errorf("read plan %s: %w", p, err))
 	}
-	plan, err := ParsePlan(b)
+	var templates GateTemplates
+	if plan, err := DecodePlan(b); err == nil && plan.UsesTemplates() {
+		if templates, err = ReadTemplates(t); err != nil {
+			return nil, Terminal(fmt.Errorf("read gate templates for %s: %w", p, err))
+		}
+	}
+	plan, err := ParsePlanWith(b, templates)
 	if err != nil {
 		return nil, Terminal(fmt.Errorf("%s: %w", p, err))
 	}
@@ -275,8 +286,8 @@ func (e *Engine) observe(ctx context.Context, t Tree, plan *CanaryPlan, st *Roll
 		}
 	}
 	if s.Phase != PhaseProgressing || plan.Spec.Concurrency == ConcurrencySupersede {
-		if obs.Candidate, err = e.Artifacts.Latest(ctx, plan); err != nil {
-			return obs, fmt.Errorf("look up artifacts: %w", err)
+		if err = e.candidate(ctx, t, plan, &obs); err != nil {
+			return obs, err
 		}
 	}
 	if s.Phase == PhaseProgressing {
@@ -287,7 +298,7 @@ func (e *Engine) observe(ctx context.Context, t Tree, plan *CanaryPlan, st *Roll
 	if s.Phase != PhaseProgressing || s.StepIndex >= len(plan.Spec.Steps) || !obs.Sync.Ready {
 		return obs, nil
 	}
-	w := Window{Start: StepStart(s, obs), Now: e.Clock.Now(), RolloutStart: s.RolloutStartedAt}
+	w := Window{Start: StepStart(s, obs), Now: e.Clock.Now(), RolloutStart: s.RolloutStartedAt, Repo: t.FS}
 	if b := plan.Spec.BackgroundAnalysis; b != nil {
 		if obs.Background, err = e.evaluate(ctx, plan, b.Gates, w); err != nil {
 			return obs, err

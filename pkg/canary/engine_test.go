@@ -2,6 +2,7 @@ package canary
 
 import (
 	"context"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -223,6 +224,13 @@ func TestEngineAnalysisWindowStartsAtTheStep(t *testing.T) {
 	}
 	if !window.Start.Equal(t0.Add(time.Minute)) || !window.Now.Equal(t0.Add(5*time.Minute)) {
 		t.Errorf("window = %+v", window)
+	}
+	// Gates that read files of their own (goldenSet) get the revision the
+	// plan was read from.
+	if window.Repo == nil {
+		t.Error("window carries no repo revision")
+	} else if _, err := fs.Stat(window.Repo, "plans/qwen.yaml"); err != nil {
+		t.Errorf("window's repo lacks the plan: %v", err)
 	}
 	if r.Decision.Action != ActRevert || r.Decision.Gate != "errors" || len(w.commits) != 1 {
 		t.Fatalf("decision %+v, %d commits", r.Decision, len(w.commits))

@@ -11,6 +11,9 @@ import (
 var (
 	// ErrInvalidPlan marks a plan that failed decoding or validation.
 	ErrInvalidPlan = errors.New("invalid plan")
+	// ErrInvalidTemplate marks a GateTemplate that failed decoding or
+	// validation.
+	ErrInvalidTemplate = errors.New("invalid GateTemplate")
 	// ErrInvalidState marks a state file that cannot be read.
 	ErrInvalidState = errors.New("invalid rollout state")
 	// ErrHumanOwned marks an attempt to write a file the bot does not own.

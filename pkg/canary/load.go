@@ -16,16 +16,8 @@ const MaxPlanBytes = 1 << 20
 // ParsePlan decodes a plan strictly (unknown fields and duplicate keys are
 // errors), applies defaults and validates it. Every problem is returned,
 // joined, each prefixed with its field path.
-func ParsePlan(data []byte) (*CanaryPlan, error) {
-	p, err := DecodePlan(data)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidPlan, err)
-	}
-	return p, nil
-}
+// A plan that uses GateTemplates needs ParsePlanWith.
+func ParsePlan(data []byte) (*CanaryPlan, error) { return ParsePlanWith(data, nil) }
 
 // DecodePlan decodes a plan strictly and applies defaults, without
 // validating it.

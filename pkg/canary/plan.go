@@ -18,6 +18,7 @@ const (
 const (
 	ModeKServe  = "kserve"
 	ModeGateway = "gateway"
+	ModeLLMISVC = "llmisvc"
 )
 
 // Rollback actions.
@@ -89,6 +90,10 @@ type SourceSpec struct {
 	OCI    *OCISource    `json:"oci,omitempty"`
 	MLflow *MLflowSource `json:"mlflow,omitempty"`
 	Static *StaticSource `json:"static,omitempty"`
+	// FromPlan makes the plan a stage of a promotion pipeline: it proposes
+	// exactly the artifact another plan (the upstream stage) promoted,
+	// once held promoted for the soak (see pipeline.go).
+	FromPlan *FromPlanSource `json:"fromPlan,omitempty"`
 }
 
 // OCI tag policies: which tag of a repository is the newest version.
@@ -202,6 +207,7 @@ type TrafficSpec struct {
 	Mode    string          `json:"mode"`
 	KServe  *KServeTraffic  `json:"kserve,omitempty"`
 	Gateway *GatewayTraffic `json:"gateway,omitempty"`
+	LLMISVC *LLMISVCTraffic `json:"llmisvc,omitempty"`
 }
 
 // KServeTraffic splits traffic with an InferenceService's canaryTrafficPercent.
@@ -231,11 +237,15 @@ type ArgoCDSpec struct {
 	SyncTimeout *Duration `json:"syncTimeout,omitempty"`
 }
 
-// Step is exactly one of setWeight, pause or analysis.
+// Step is exactly one of setWeight, pause, analysis, setHeaderRoute or
+// setMirrorRoute. The two route steps are for traffic mode gateway only
+// (see routes.go).
 type Step struct {
-	SetWeight *int          `json:"setWeight,omitempty"`
-	Pause     *PauseStep    `json:"pause,omitempty"`
-	Analysis  *AnalysisStep `json:"analysis,omitempty"`
+	SetWeight      *int             `json:"setWeight,omitempty"`
+	Pause          *PauseStep       `json:"pause,omitempty"`
+	Analysis       *AnalysisStep    `json:"analysis,omitempty"`
+	SetHeaderRoute *HeaderRoute     `json:"setHeaderRoute,omitempty"`
+	SetMirrorRoute *MirrorRouteStep `json:"setMirrorRoute,omitempty"`
 }
 
 // PauseStep waits for a duration, or until a reviewer approves.
@@ -257,9 +267,16 @@ type GateSpec struct {
 	Judge     *JudgeGate     `json:"judge,omitempty"`
 	Drift     *DriftGate     `json:"drift,omitempty"`
 	Gauge     *GaugeGate     `json:"gauge,omitempty"`
+	// GoldenSet scores a versioned request set on both sides (plan_quality.go).
+	GoldenSet *GoldenSetGate `json:"goldenSet,omitempty"`
 	// Signals says where judge, drift and gauge gates read stable and
 	// canary metrics; it defaults to spec.signals.
 	Signals *SignalsSpec `json:"signals,omitempty"`
+	// TemplateRef uses a GateTemplate of the repository instead of an
+	// inline definition; the plan is resolved when it is read.
+	TemplateRef *GateTemplateRef `json:"templateRef,omitempty"`
+	// From is set on a gate resolved from a template; never serialized.
+	From *TemplateUse `json:"-"`
 }
 
 // ThresholdGate is a PromQL query measured every interval with Argo

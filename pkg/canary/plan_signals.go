@@ -138,6 +138,12 @@ type JudgeGate struct {
 	// MinCanaryRequests must be served in the current step before it can
 	// pass. Default 50.
 	MinCanaryRequests *int `json:"minCanaryRequests,omitempty"`
+	// Watch, in confirm mode, holds the gate until the canary has been
+	// watched this long since its first traffic, so that a fault that
+	// recurs (a burst every few minutes) shows before the rollout can
+	// promote. Zero (the default) adds no wait: the plan's steps and
+	// pauses alone decide how long it watches (docs/judge.md).
+	Watch *Duration `json:"watch,omitempty"`
 	// ErrorRateFloor: the errors metric also passes on evidence that the
 	// canary's error rate is below max(floor, margin × stable's rate before
 	// the test), which concludes for rare errors long before a ratio against
@@ -148,6 +154,9 @@ type JudgeGate struct {
 	// evidence of harm, a metric passes even if no test has concluded. Off
 	// by default: a rollout without evidence holds instead.
 	Exposure *int `json:"exposure,omitempty"`
+	// Guardrails are business and quality metrics, counter pairs where
+	// higher is better, tested beside Metrics (see Guardrail).
+	Guardrails []Guardrail `json:"guardrails,omitempty"`
 }
 
 // DriftGate compares the canary's prediction-class distribution with

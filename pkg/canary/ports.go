@@ -107,6 +107,9 @@ type Desired struct {
 	Canary string
 	// CanaryWeight is the canary's share of traffic, 0..100.
 	CanaryWeight int
+	// Routes are the bot-owned header and mirror routes to the canary
+	// (gateway mode only); nil when none is in force.
+	Routes *Routes
 }
 
 // Renderer writes the bot-owned overlay files.

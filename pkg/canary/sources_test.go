@@ -38,7 +38,7 @@ func TestValidateSources(t *testing.T) {
 		{name: "static digest", src: "static: {uri: 'oci://r.io/a/b@" + digest + "', version: v7}"},
 		{name: "static s3 version", src: "static: {uri: 's3://bucket/model.bin?versionId=abc'}"},
 		{name: "two sources", src: "oci: {repository: r.io/a/b}\n      mlflow: {trackingURI: 'http://m:5000', model: m}",
-			want: []string{"spec.model.source: exactly one source is required (oci, mlflow or static), got 2"}},
+			want: []string{"spec.model.source: exactly one source is required (oci, mlflow, static or fromPlan), got 2"}},
 		{name: "no source", src: "{}", want: []string{"spec.model.source: exactly one source is required"}},
 		{name: "unknown policy", src: "oci: {repository: r.io/a/b, policy: newest}",
 			want: []string{`spec.model.source.oci.policy: must be "semver", "regex" or "latest", got "newest"`}},

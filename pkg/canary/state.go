@@ -62,13 +62,24 @@ type StateStatus struct {
 	Candidate Artifact `json:"candidate,omitempty"`
 	// StepsHash identifies the plan's steps the rollout started with.
 	StepsHash string `json:"stepsHash,omitempty"`
+	// Templates maps each gate made from a GateTemplate to the template
+	// and a hash of its gate and arguments ("name@hash") the rollout
+	// started with (TemplateHashes).
+	Templates map[string]string `json:"templates,omitempty"`
 	// RolloutStartedAt is when the candidate's rollout started.
 	RolloutStartedAt time.Time `json:"rolloutStartedAt,omitempty"`
 	StepIndex        int       `json:"stepIndex"`
 	Weight           int       `json:"weight"`
 	StepStartedAt    time.Time `json:"stepStartedAt,omitempty"`
+	// Routes are the bot-owned header and mirror routes in force (gateway
+	// mode); nil when none is.
+	Routes *Routes `json:"routes,omitempty"`
 	// Gates holds the last analysis results, as evidence.
 	Gates []GateResult `json:"gates,omitempty"`
+	// PromotedAt is when Stable was promoted (set by a promote; zero for
+	// an artifact the plan started on). A downstream pipeline stage soaks
+	// from it.
+	PromotedAt time.Time `json:"promotedAt,omitzero"`
 	// Failed lists artifacts that were reverted; they are never re-proposed.
 	Failed  []Artifact     `json:"failed,omitempty"`
 	History []HistoryEntry `json:"history,omitempty"`

@@ -26,18 +26,23 @@ func Apply(plan *CanaryPlan, st *RolloutState, d Decision, now time.Time) *Rollo
 	case ActStart:
 		s.Phase, s.Candidate, s.Gates, s.RolloutStartedAt = PhaseProgressing, d.Candidate, nil, now.UTC()
 		s.StepIndex, s.Weight, s.StepsHash = d.Step, d.Weight, StepsHash(plan.Spec.Steps)
+		s.Templates = TemplateHashes(plan)
+		s.Routes = routesOf(RoutesAt(plan.Spec.Steps, d.Step))
 		artifact = d.Candidate
 	case ActAdvance:
 		s.Phase, s.StepIndex, s.Weight, s.StepsHash = PhaseProgressing, d.Step, d.Weight, StepsHash(plan.Spec.Steps)
+		s.Templates = TemplateHashes(plan)
+		s.Routes = routesOf(RoutesAt(plan.Spec.Steps, d.Step))
 	case ActHold:
 		s.Phase = PhasePaused
 	case ActPromote:
-		s.Phase, s.Stable, s.Candidate, s.Weight = PhasePromoted, s.Candidate, Artifact{}, 0
+		s.Phase, s.Stable, s.Candidate, s.Weight, s.Routes = PhasePromoted, s.Candidate, Artifact{}, 0, nil
+		s.PromotedAt = now.UTC()
 	case ActRevert:
 		if !s.Candidate.IsZero() && !s.IsFailed(s.Candidate.URI) {
 			s.Failed = append(s.Failed, s.Candidate)
 		}
-		s.Phase, s.Candidate, s.Weight = PhaseReverted, Artifact{}, 0
+		s.Phase, s.Candidate, s.Weight, s.Routes = PhaseReverted, Artifact{}, 0, nil
 	default:
 		panic(fmt.Sprintf("canary: Apply called with non-committing action %q", d.Action))
 	}
@@ -58,7 +63,12 @@ func Apply(plan *CanaryPlan, st *RolloutState, d Decision, now time.Time) *Rollo
 // DesiredOf is the traffic split a state asks the overlay to express.
 func DesiredOf(st *RolloutState) Desired {
 	s := st.Status
-	return Desired{Stable: s.Stable.Location(), Canary: s.Candidate.Location(), CanaryWeight: s.Weight}
+	d := Desired{Stable: s.Stable.Location(), Canary: s.Candidate.Location(), CanaryWeight: s.Weight}
+	if s.Routes != nil && !s.Candidate.IsZero() {
+		r := *s.Routes
+		d.Routes = &r
+	}
+	return d
 }
 
 // CommitMessage builds the subject, body and trailers of a transition.

@@ -37,6 +37,7 @@ func (p *CanaryPlan) Default() {
 	r.OnError = or(r.OnError, ActionHold)
 	r.OnSyncFailure = or(r.OnSyncFailure, ActionRevert)
 	p.defaultSignalGates()
+	p.defaultRoutes()
 	normalizeNotifications(s.Notifications)
 	for i := range s.Gates {
 		g := &s.Gates[i]
@@ -100,6 +101,7 @@ func (p *CanaryPlan) Validate() error {
 	}
 	gates := validateGates(s.Gates, add)
 	validateSteps(s.Steps, gates, add)
+	validateRoutes(s, add)
 	if b := s.BackgroundAnalysis; b != nil {
 		for j, g := range b.Gates {
 			if !gates[g] {
@@ -141,6 +143,9 @@ func validateTraffic(t TrafficSpec, add addFunc) {
 		if t.Gateway != nil {
 			add("spec.traffic.gateway", "must be empty in mode %q", ModeKServe)
 		}
+		if t.LLMISVC != nil {
+			add("spec.traffic.llmisvc", "must be empty in mode %q", ModeKServe)
+		}
 		if t.KServe == nil {
 			add("spec.traffic.kserve", "is required in mode %q", ModeKServe)
 		} else if !validName(t.KServe.InferenceService) {
@@ -149,6 +154,9 @@ func validateTraffic(t TrafficSpec, add addFunc) {
 	case ModeGateway:
 		if t.KServe != nil {
 			add("spec.traffic.kserve", "must be empty in mode %q", ModeGateway)
+		}
+		if t.LLMISVC != nil {
+			add("spec.traffic.llmisvc", "must be empty in mode %q", ModeGateway)
 		}
 		if t.Gateway == nil {
 			add("spec.traffic.gateway", "is required in mode %q", ModeGateway)
@@ -176,7 +184,9 @@ func validateTraffic(t TrafficSpec, add addFunc) {
 		if g.Stable.InferenceService != "" && g.Stable.InferenceService == g.Canary.InferenceService {
 			add("spec.traffic.gateway.canary.inferenceService", "must differ from the stable one %q", g.Stable.InferenceService)
 		}
+	case ModeLLMISVC:
+		validateLLMISVCTraffic(t, add)
 	default:
-		add("spec.traffic.mode", "must be %q or %q, got %q", ModeKServe, ModeGateway, t.Mode)
+		add("spec.traffic.mode", "must be %q, %q or %q, got %q", ModeKServe, ModeGateway, ModeLLMISVC, t.Mode)
 	}
 }

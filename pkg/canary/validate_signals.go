@@ -90,7 +90,12 @@ func (p *CanaryPlan) defaultSignalGates() {
 				g.Type = GateDrift
 			case g.Gauge != nil:
 				g.Type = GateGauge
+			case g.GoldenSet != nil:
+				g.Type = GateGoldenSet
 			}
+		}
+		if g.GoldenSet != nil {
+			defaultGoldenSet(g.GoldenSet)
 		}
 		if g.Threshold != nil && g.Threshold.Signal != nil {
 			if g.Signals == nil {
@@ -100,7 +105,7 @@ func (p *CanaryPlan) defaultSignalGates() {
 				g.Threshold.Signal.Window = D(time.Minute)
 			}
 		}
-		if g.Type == GateThreshold || g.Type == "" {
+		if g.Type == GateThreshold || g.Type == GateGoldenSet || g.Type == "" {
 			continue
 		}
 		if g.Signals == nil {
@@ -141,6 +146,9 @@ func defaultJudge(g *GateSpec) {
 		j.Warmup = D(DefaultJudgeWarmup)
 	}
 	j.MinCanaryRequests = orInt(j.MinCanaryRequests, DefaultMinCanaryRequests)
+	if j.Watch == nil {
+		j.Watch = D(0)
+	}
 	j.Exposure = orInt(j.Exposure, DefaultJudgeExposure)
 	j.ErrorRateFloor = orFloat(j.ErrorRateFloor, DefaultErrorRateFloor)
 	margins := map[string]float64{}
@@ -151,6 +159,7 @@ func defaultJudge(g *GateSpec) {
 		margins[m] = v
 	}
 	j.Margins = margins
+	defaultGuardrails(j.Guardrails)
 }
 
 func orFloat(v *float64, def float64) *float64 {
@@ -163,7 +172,7 @@ func orFloat(v *float64, def float64) *float64 {
 // validateSignalGate checks a judge, drift or gauge gate.
 func validateSignalGate(f string, g GateSpec, add addFunc) {
 	n := 0
-	for _, set := range []bool{g.Threshold != nil, g.Judge != nil, g.Drift != nil, g.Gauge != nil} {
+	for _, set := range []bool{g.Threshold != nil, g.Judge != nil, g.Drift != nil, g.Gauge != nil, g.GoldenSet != nil} {
 		if set {
 			n++
 		}
@@ -262,7 +271,11 @@ func validateJudge(f string, j *JudgeGate, s *SignalsSpec, add addFunc) {
 	if fl := *j.ErrorRateFloor; fl < 0 || fl >= 1 {
 		add(f+".errorRateFloor", "must be in [0, 1), got %g", fl)
 	}
+	validateGuardrails(f+".guardrails", j.Guardrails, s, add)
 	if j.Warmup.Duration < 0 {
 		add(f+".warmup", "must not be negative, got %s", j.Warmup.Duration)
+	}
+	if j.Watch.Duration < 0 {
+		add(f+".watch", "must not be negative, got %s", j.Watch.Duration)
 	}
 }

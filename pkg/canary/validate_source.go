@@ -27,13 +27,13 @@ var (
 // only ever yield pinned artifacts.
 func validateSource(src SourceSpec, add addFunc) {
 	n := 0
-	for _, set := range []bool{src.OCI != nil, src.MLflow != nil, src.Static != nil} {
+	for _, set := range []bool{src.OCI != nil, src.MLflow != nil, src.Static != nil, src.FromPlan != nil} {
 		if set {
 			n++
 		}
 	}
 	if n != 1 {
-		add("spec.model.source", "exactly one source is required (oci, mlflow or static), got %d", n)
+		add("spec.model.source", "exactly one source is required (oci, mlflow, static or fromPlan), got %d", n)
 	}
 	if src.OCI != nil {
 		validateOCISource(*src.OCI, add)
@@ -43,6 +43,9 @@ func validateSource(src SourceSpec, add addFunc) {
 	}
 	if src.Static != nil {
 		validateStaticSource(*src.Static, add)
+	}
+	if src.FromPlan != nil {
+		validateFromPlan(*src.FromPlan, add)
 	}
 }
 

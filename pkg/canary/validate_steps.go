@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-const knownGateTypes = GateThreshold + ", " + GateJudge + ", " + GateDrift + ", " + GateGauge
+const knownGateTypes = GateThreshold + ", " + GateJudge + ", " + GateDrift + ", " + GateGauge + ", " + GateGoldenSet
 
 func validateGates(gates []GateSpec, add addFunc) map[string]bool {
 	names := map[string]bool{}
@@ -17,12 +17,18 @@ func validateGates(gates []GateSpec, add addFunc) map[string]bool {
 			add(f+".name", "duplicate gate %q", g.Name)
 		}
 		names[g.Name] = true
+		if g.TemplateRef != nil {
+			add(f+".templateRef", "GateTemplate %q was not resolved: plans that use templates are read with their repository's templates", g.TemplateRef.Name)
+			continue
+		}
 		switch g.Type {
 		case GateThreshold:
 			validateThreshold(f+".threshold", g.Threshold, add)
 			if g.Threshold != nil && g.Threshold.Signal != nil {
 				validateSignals(f+".signals", g.Signals, add)
 			}
+		case GateGoldenSet:
+			validateGoldenSetGate(f, g, add)
 		case GateJudge, GateDrift, GateGauge:
 			validateSignalGate(f, g, add)
 		case "":
@@ -149,8 +155,14 @@ func validateSteps(steps []Step, gates map[string]bool, add addFunc) {
 				}
 			}
 		}
+		if st.SetHeaderRoute != nil {
+			n++
+		}
+		if st.SetMirrorRoute != nil {
+			n++
+		}
 		if n != 1 {
-			add(f, "must set exactly one of setWeight, pause or analysis, got %d", n)
+			add(f, "must set exactly one of setWeight, pause, analysis, setHeaderRoute or setMirrorRoute, got %d", n)
 		}
 	}
 	if maxWeight == 0 {

@@ -2,6 +2,7 @@ package canary
 
 import (
 	"fmt"
+	"io/fs"
 	"time"
 )
 
@@ -53,6 +54,10 @@ type Window struct {
 	// RolloutStart is when the candidate's rollout started. Gates that
 	// accumulate evidence over the whole rollout (the judge) read from it.
 	RolloutStart time.Time
+	// Repo is the GitOps repo at the revision the plan was read from, for
+	// gates that read files of their own (goldenSet); read it with
+	// ReadRepoFile. Nil when the caller has none.
+	Repo fs.FS
 }
 
 // describe renders the window a gate read: the whole rollout for gates

@@ -58,7 +58,7 @@ func ForPrometheus(api v1.API, logger *slog.Logger, opts ...ThresholdOption) Eva
 }
 
 // ForSignals wires the signal gates to a source, beside a threshold
-// evaluator.
+// evaluator, and golden-set gates to HTTP.
 func ForSignals(sourceFor func(*canary.SignalsSpec) (signals.Source, error), threshold canary.GateEvaluator) Evaluators {
 	sg := &SignalGates{SourceFor: sourceFor}
 	return Evaluators{
@@ -66,5 +66,6 @@ func ForSignals(sourceFor func(*canary.SignalsSpec) (signals.Source, error), thr
 		canary.GateJudge:     sg,
 		canary.GateDrift:     sg,
 		canary.GateGauge:     sg,
+		canary.GateGoldenSet: NewGoldenSetGate(),
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -93,8 +94,8 @@ func judge(j *canary.JudgeGate, s *signals.Series, start time.Time, w canary.Win
 		return canary.GateResult{Verdict: canary.VerdictRunning, Reason: "the canary has served no requests yet"}
 	}
 	testFrom := first.Add(j.Warmup.Duration)
-	shares := alphaShares(j.Metrics)
-	passing := 0 // the metrics that must pass share β
+	shares := alphaShares(slices.Concat(j.Metrics, burstNames(j.Metrics), guardrailNames(j)))
+	passing := len(j.Guardrails) // the metrics and guardrails that must pass share β
 	for _, m := range j.Metrics {
 		if !canary.FailOnly(m) {
 			passing++
@@ -135,6 +136,11 @@ func judge(j *canary.JudgeGate, s *signals.Series, start time.Time, w canary.Win
 		}
 		results = append(results, mv)
 	}
+	results = append(results, guardrails(j, s, testFrom, shares, passing)...)
+	results = append(results, burstVerdicts(j, s, start, first, testFrom, shares)...)
+	if mv, ok := watching(j, first, w.Now); ok {
+		results = append(results, mv)
+	}
 	stepRequests := canaryRequests(s, w.Start)
 	return combineMetrics(results, stepRequests, *j.MinCanaryRequests)
 }
@@ -153,6 +159,8 @@ func alphaShares(metrics []string) map[string]float64 {
 		case canary.MetricErrors:
 			w[m] = 1
 		case canary.MetricLatencyTail:
+			w[m] = 0.5
+		case burstErrors, burstLatency: // seqdetect.go
 			w[m] = 0.5
 		default:
 			w[m] = 2

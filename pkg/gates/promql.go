@@ -11,7 +11,7 @@ import (
 )
 
 // ValidatePlanQueries parses the PromQL query of every threshold gate of
-// plan, as Prometheus would before running it, and returns the parse
+// plan (and the series selector of every guardrail counter), as Prometheus would before running it, and returns the parse
 // errors of all of them joined, each with its field path and position, e.g.
 //
 //	spec.gates[1].threshold.query: invalid PromQL: 1:5: parse error: unclosed left parenthesis
@@ -26,6 +26,7 @@ func ValidatePlanQueries(plan *canary.CanaryPlan) error {
 		field := fmt.Sprintf("spec.gates[%d].threshold.query", i)
 		errs = append(errs, checkPromQL(field, g.Threshold.Query))
 	}
+	errs = append(errs, guardrailSelectors(plan))
 	return errors.Join(errs...)
 }
 

@@ -154,6 +154,9 @@ func (r *sideReader) read(ctx context.Context, names map[string]string) error {
 			return err
 		}
 	}
+	if err := r.counters(ctx, names); err != nil {
+		return err
+	}
 	if err := r.classes(ctx, names["predictions"]); err != nil {
 		return err
 	}

@@ -77,7 +77,8 @@ func TestPromSignalsReadsWhatTheServersServed(t *testing.T) {
 	}
 	src := &gates.PromSignals{API: api, Spec: &canary.SignalsSpec{Preset: canary.PresetVLLM,
 		Stable: map[string]string{"role": "stable"}, Canary: map[string]string{"role": "canary"},
-		Metrics: map[string]string{"predictions": modelsim.MetricPredictions}}} // errors: the preset's 5xx answers
+		// errors: the preset's 5xx answers; answered: a guardrail counter.
+		Metrics: map[string]string{"predictions": modelsim.MetricPredictions, "answered": `http_requests_total{status="2xx"}`}}}
 	end := time.Now().Add(-2 * time.Second).Truncate(2 * time.Second)
 	s, err := src.Read(ctx, end.Add(-8*time.Second), end, 2*time.Second)
 	if err != nil {
@@ -99,6 +100,10 @@ func TestPromSignalsReadsWhatTheServersServed(t *testing.T) {
 			if got := signals.Sum(iv.Latency[side]); math.Abs(got-iv.Requests[side]) > 0.5+0.01*got {
 				t.Errorf("%s histogram holds %.1f observations for %.1f requests", signals.Side(side), got, iv.Requests[side])
 			}
+		}
+		// A guardrail counter: the 2xx answers, the requests that did not fail.
+		if ok := iv.Counters["answered"]; math.Abs(ok[0]+iv.Errors[0]-iv.Requests[0]) > 0.5 || math.Abs(ok[1]+iv.Errors[1]-iv.Requests[1]) > 0.5 {
+			t.Errorf("answered %v + errors %v, want requests %v", ok, iv.Errors, iv.Requests)
 		}
 		if iv.KVCache[signals.Canary] != 0.7 || iv.KVCache[signals.Stable] != 0.3 {
 			t.Errorf("kv cache = %v", iv.KVCache)

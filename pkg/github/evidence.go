@@ -168,6 +168,8 @@ func describeStep(s canary.Step) string {
 		return "pause " + s.Pause.Duration.String()
 	case s.Analysis != nil:
 		return "analysis: " + strings.Join(s.Analysis.Gates, ", ")
+	case s.DescribeRoute() != "":
+		return s.DescribeRoute()
 	}
 	return "?"
 }

@@ -19,11 +19,13 @@ const (
 )
 
 // Expressed is what a built overlay actually expresses about traffic: each
-// InferenceService's model location and canary percentage, and each
-// HTTPRoute's backend weights. Objects are keyed by name.
+// InferenceService's model location and canary percentage, each
+// HTTPRoute's backend weights, and each LLMInferenceService's model URI
+// and inline route. Objects are keyed by name.
 type Expressed struct {
-	InferenceServices map[string]InferenceService
-	HTTPRoutes        map[string]HTTPRoute
+	InferenceServices    map[string]InferenceService
+	HTTPRoutes           map[string]HTTPRoute
+	LLMInferenceServices map[string]LLMInferenceService
 }
 
 // InferenceService is the traffic-relevant part of a KServe InferenceService.
@@ -50,6 +52,9 @@ type HTTPRoute struct {
 	// Weights maps each backend name to its weight in the first rule that
 	// names it.
 	Weights map[string]int
+	// Raw is the whole object as JSON, for the bot's header and mirror
+	// routes, which copy parts of a rule (routes.go).
+	Raw json.RawMessage
 }
 
 // RouteRule is one HTTPRoute rule's backends, in order.
@@ -84,7 +89,8 @@ func (r RouteRule) Index(name string) (int, error) {
 }
 
 // Parse reads a YAML stream produced by Build and returns what it expresses.
-// Objects other than InferenceServices and HTTPRoutes are ignored. Two
+// Objects other than InferenceServices, HTTPRoutes and
+// LLMInferenceServices are ignored. Two
 // objects of the same kind and name are an error: names alone must identify
 // the objects the bot patches.
 func Parse(out []byte) (*Expressed, error) {
@@ -93,22 +99,27 @@ func Parse(out []byte) (*Expressed, error) {
 		return nil, fmt.Errorf("parse build output: %w", err)
 	}
 	e := &Expressed{
-		InferenceServices: map[string]InferenceService{},
-		HTTPRoutes:        map[string]HTTPRoute{},
+		InferenceServices:    map[string]InferenceService{},
+		HTTPRoutes:           map[string]HTTPRoute{},
+		LLMInferenceServices: map[string]LLMInferenceService{},
 	}
 	for _, n := range nodes {
 		group, _, _ := strings.Cut(n.GetApiVersion(), "/")
 		kind, name := n.GetKind(), n.GetName()
-		if !(group == GroupKServe && kind == KindISVC) && !(group == GroupGatewayAPI && kind == KindHTTPRoute) {
+		llm := group == GroupKServe && kind == KindLLMISVC
+		if !(group == GroupKServe && kind == KindISVC) && !(group == GroupGatewayAPI && kind == KindHTTPRoute) && !llm {
 			continue
 		}
 		raw, err := n.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("encode %s %s: %w", kind, name, err)
 		}
-		if kind == KindISVC {
+		switch {
+		case llm:
+			err = e.addLLMISVC(name, n.GetApiVersion(), n.GetNamespace(), raw)
+		case kind == KindISVC:
 			err = e.addISVC(name, n.GetApiVersion(), n.GetNamespace(), raw)
-		} else {
+		default:
 			err = e.addRoute(name, n.GetApiVersion(), n.GetNamespace(), raw)
 		}
 		if err != nil {
@@ -194,12 +205,7 @@ func storageURI(pred map[string]json.RawMessage) (key, uri, why string) {
 // routeDoc is the part of an HTTPRoute Parse decodes.
 type routeDoc struct {
 	Spec struct {
-		Rules []struct {
-			BackendRefs []struct {
-				Name   string `json:"name"`
-				Weight *int   `json:"weight"`
-			} `json:"backendRefs"`
-		} `json:"rules"`
+		Rules []ruleDoc `json:"rules"`
 	} `json:"spec"`
 }
 
@@ -211,21 +217,15 @@ func (e *Expressed) addRoute(name, apiVersion, namespace string, raw []byte) err
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return fmt.Errorf("decode %s %s: %w", KindHTTPRoute, name, err)
 	}
-	r := HTTPRoute{APIVersion: apiVersion, Namespace: namespace, Weights: map[string]int{}}
-	for _, rule := range doc.Spec.Rules {
-		var rr RouteRule
-		for _, b := range rule.BackendRefs {
-			ref := BackendRef{Name: b.Name, Weight: defaultRefWeight}
-			if b.Weight != nil {
-				ref.Weight, ref.WeightSet = *b.Weight, true
-			}
-			rr.BackendRefs = append(rr.BackendRefs, ref)
-			if _, seen := r.Weights[b.Name]; !seen {
-				r.Weights[b.Name] = ref.Weight
+	r := HTTPRoute{APIVersion: apiVersion, Namespace: namespace, Weights: map[string]int{}, Rules: routeRules(doc.Spec.Rules)}
+	for _, rule := range r.Rules {
+		for _, ref := range rule.BackendRefs {
+			if _, seen := r.Weights[ref.Name]; !seen {
+				r.Weights[ref.Name] = ref.Weight
 			}
 		}
-		r.Rules = append(r.Rules, rr)
 	}
+	r.Raw = raw
 	e.HTTPRoutes[name] = r
 	return nil
 }

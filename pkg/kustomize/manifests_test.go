@@ -24,6 +24,7 @@ func seeds() []seed {
 	return []seed{
 		{"examples/qwen-gateway.yaml", "hf://Qwen/Qwen2.5-0.5B-Instruct"},
 		{"examples/fraud-detector-kserve.yaml", "gs://kfserving-examples/models/sklearn/1.0/model"},
+		{"examples/qwen-llmisvc.yaml", "hf://Qwen/Qwen2.5-0.5B-Instruct"},
 	}
 }
 
@@ -42,7 +43,16 @@ func loadExample(t *testing.T, rel string) *canary.CanaryPlan {
 	if strict.APIVersion != canary.APIVersion || strict.Kind != canary.KindCanaryPlan {
 		t.Errorf("%s: apiVersion/kind = %s/%s", rel, strict.APIVersion, strict.Kind)
 	}
-	plan, err := canary.ParsePlan(data)
+	templates := canary.GateTemplates{}
+	tf := filepath.Join(repoRoot, "examples/gate-templates.yaml")
+	tb, err := os.ReadFile(tf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := templates.AddFile(tf, tb); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := canary.ParsePlanWith(data, templates)
 	if err != nil {
 		t.Fatalf("%s: %v", rel, err)
 	}
@@ -113,6 +123,8 @@ func TestManifestsBuildAtStable(t *testing.T) {
 				if isvc.Namespace != "models" {
 					t.Errorf("namespace = %q, want models", isvc.Namespace)
 				}
+			case canary.ModeLLMISVC:
+				wantLLMISVCAt(t, e, tr.LLMISVC, s.stable)
 			default:
 				t.Fatalf("unexpected mode %s", tr.Mode)
 			}

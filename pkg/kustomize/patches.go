@@ -75,6 +75,8 @@ func newComponent(e *Expressed, traffic canary.TrafficSpec, d canary.Desired) (*
 			return nil, invalidPlan("traffic.gateway stable and canary must name different InferenceServices and services")
 		}
 		return gatewayComponent(e, g, d)
+	case canary.ModeLLMISVC:
+		return llmisvcComponent(e, traffic.LLMISVC, d)
 	default:
 		return nil, invalidPlan("unknown traffic mode %q", traffic.Mode)
 	}
@@ -117,6 +119,11 @@ func gatewayComponent(e *Expressed, g *canary.GatewayTraffic, d canary.Desired) 
 	weights := map[string]int{g.Stable.Service: 100 - d.CanaryWeight, g.Canary.Service: d.CanaryWeight}
 	if err := c.addRoute(e, g.HTTPRoute, []string{g.Stable.Service, g.Canary.Service}, weights); err != nil {
 		return nil, err
+	}
+	if d.Routes != nil && d.Canary != "" {
+		if err := c.addCanaryRoutes(e, g, *d.Routes, d.CanaryWeight); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
@@ -180,7 +187,7 @@ func (c *component) addRoute(e *Expressed, name string, backends []string, weigh
 			continue
 		}
 		for bi, b := range backends {
-			c.addWeight(p, name, ri, idx[bi], rule.BackendRefs[idx[bi]], b, weights[b])
+			c.addWeight(p, httpRouteRules(name), ri, idx[bi], rule.BackendRefs[idx[bi]], b, weights[b])
 		}
 	}
 	if len(p.Ops) == 0 {
@@ -207,9 +214,24 @@ func ruleIndices(rule RouteRule, backends []string) ([]int, error) {
 	return idx, nil
 }
 
+// rulesAt names a list of route rules the bot sets weights in: an
+// HTTPRoute's spec.rules, or an LLMInferenceService's inline route.
+type rulesAt struct {
+	kind, name string
+	// path is the JSON pointer of the rules list.
+	path string
+	// rules reads the list back from a build.
+	rules func(x *Expressed) []RouteRule
+}
+
+func httpRouteRules(name string) rulesAt {
+	return rulesAt{kind: KindHTTPRoute, name: name, path: "/spec/rules",
+		rules: func(x *Expressed) []RouteRule { return x.HTTPRoutes[name].Rules }}
+}
+
 // addWeight appends the guarded weight operations for one backendRef.
-func (c *component) addWeight(p *patchFile, route string, ri, bi int, ref BackendRef, backend string, w int) {
-	base := fmt.Sprintf("/spec/rules/%d/backendRefs/%d", ri, bi)
+func (c *component) addWeight(p *patchFile, at rulesAt, ri, bi int, ref BackendRef, backend string, w int) {
+	base := fmt.Sprintf("%s/%d/backendRefs/%d", at.path, ri, bi)
 	op := "replace"
 	if !ref.WeightSet {
 		op = "add"
@@ -219,10 +241,10 @@ func (c *component) addWeight(p *patchFile, route string, ri, bi int, ref Backen
 		patchOp{Op: op, Path: base + "/weight", Value: w},
 	)
 	c.checks = append(c.checks, check{
-		What: fmt.Sprintf("%s %s rule %d backend %s weight", KindHTTPRoute, route, ri, backend),
+		What: fmt.Sprintf("%s %s rule %d backend %s weight", at.kind, at.name, ri, backend),
 		Want: strconv.Itoa(w),
 		Got: func(x *Expressed) string {
-			rules := x.HTTPRoutes[route].Rules
+			rules := at.rules(x)
 			if ri >= len(rules) {
 				return "<no rule>"
 			}

@@ -78,48 +78,65 @@ func TestRenderGolden(t *testing.T) {
 		{"gateway-reordered", gatewayTraffic(),
 			canary.Desired{Stable: qwenStable, Canary: qwenCanary, CanaryWeight: 30},
 			wantGateway(qwenStable, qwenCanary, 70, 30)},
+		{"llmisvc-initial", llmisvcTraffic(),
+			canary.Desired{Stable: qwenStable},
+			wantLLMISVC(qwenStable, qwenStable, 100, 0)},
+		{"llmisvc-30", llmisvcTraffic(),
+			canary.Desired{Stable: qwenStable, Canary: qwenCanary, CanaryWeight: 30},
+			wantLLMISVC(qwenStable, qwenCanary, 70, 30)},
+		{"llmisvc-promoted", llmisvcTraffic(),
+			canary.Desired{Stable: qwenCanary},
+			wantLLMISVC(qwenCanary, qwenCanary, 100, 0)},
+		{"llmisvc-reverted", llmisvcTraffic(),
+			canary.Desired{Stable: qwenStable},
+			wantLLMISVC(qwenStable, qwenStable, 100, 0)},
 	}
 	b := NewBuilder()
 	r := NewRenderer(b)
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
-			original := filepath.Join("testdata", tc.name, "original")
-			root := copyTree(t, original)
-			before := readTree(t, root)
-			files, err := r.Render(ctx, diskTree(t, root), testPlan("overlay", tc.traffic), tc.d)
-			if err != nil {
-				t.Fatalf("Render: %v", err)
-			}
-			expectMatchingTrees(t, readTree(t, root), before) // Render writes nothing
-			for p, content := range files {
-				if !strings.HasPrefix(p, "overlay/canarybot/") {
-					t.Errorf("returned path %s is outside the component", p)
-				}
-				if !bytes.HasPrefix(content, []byte(Header+"\n")) {
-					t.Errorf("%s lacks the header", p)
-				}
-				before[p] = content // as the commit writes it
-			}
-			writeTree(t, root, before)
-			got := readTree(t, root)
-			out, err := b.Build(ctx, dirFS(t, root), "overlay")
-			if err != nil {
-				t.Fatalf("Build after Render: %v", err)
-			}
-			e, err := Parse(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.want(t, e)
-
-			expected := filepath.Join("testdata", tc.name, "expected")
-			if *update {
-				writeTree(t, expected, got)
-			}
-			expectMatchingTrees(t, got, readTree(t, expected))
-		})
+		t.Run(tc.name, func(t *testing.T) { runGolden(t, r, b, tc) })
 	}
+}
+
+// runGolden renders one golden case, builds the result, checks tc.want and
+// compares the tree with testdata/<name>/expected (-update rewrites it).
+func runGolden(t *testing.T, r *Renderer, b *Builder, tc goldenCase) {
+	t.Helper()
+	ctx := context.Background()
+	original := filepath.Join("testdata", tc.name, "original")
+	root := copyTree(t, original)
+	before := readTree(t, root)
+	files, err := r.Render(ctx, diskTree(t, root), testPlan("overlay", tc.traffic), tc.d)
+	if err != nil {
+		t.Fatalf("Render: %v", err)
+	}
+	expectMatchingTrees(t, readTree(t, root), before) // Render writes nothing
+	for p, content := range files {
+		if !strings.HasPrefix(p, "overlay/canarybot/") {
+			t.Errorf("returned path %s is outside the component", p)
+		}
+		if !bytes.HasPrefix(content, []byte(Header+"\n")) {
+			t.Errorf("%s lacks the header", p)
+		}
+		before[p] = content // as the commit writes it
+	}
+	writeTree(t, root, before)
+	got := readTree(t, root)
+	out, err := b.Build(ctx, dirFS(t, root), "overlay")
+	if err != nil {
+		t.Fatalf("Build after Render: %v", err)
+	}
+	e, err := Parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.want(t, e)
+
+	expected := filepath.Join("testdata", tc.name, "expected")
+	if *update {
+		writeTree(t, expected, got)
+	}
+	expectMatchingTrees(t, got, readTree(t, expected))
 }
 
 // TestRenderReorderedRepairsGuards shows why indices are rediscovered: the

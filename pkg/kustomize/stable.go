@@ -9,7 +9,8 @@ import (
 
 // Stable reads the artifact the plan's overlay serves as stable today: the
 // storageUri of the kserve InferenceService, or of the gateway's stable
-// one. It seeds the state of a plan that has never rolled out.
+// one, or the spec.model.uri of the llmisvc stable member. It seeds the
+// state of a plan that has never rolled out.
 func (r *Renderer) Stable(ctx context.Context, t canary.Tree, plan *canary.CanaryPlan) (canary.Artifact, error) {
 	out, err := r.builder.Build(ctx, t.FS, plan.Spec.Overlay)
 	if err != nil {
@@ -18,6 +19,9 @@ func (r *Renderer) Stable(ctx context.Context, t canary.Tree, plan *canary.Canar
 	ex, err := Parse(out)
 	if err != nil {
 		return canary.Artifact{}, fmt.Errorf("parse overlay %s: %w", plan.Spec.Overlay, err)
+	}
+	if l := plan.Spec.Traffic.LLMISVC; l != nil {
+		return llmisvcStable(ex, plan.Spec.Overlay, l)
 	}
 	name := ""
 	switch tr := plan.Spec.Traffic; {

@@ -44,6 +44,9 @@ func (s Sources) latest(ctx context.Context, plan *canary.CanaryPlan) (*canary.A
 		return s.MLflow.Latest(ctx, plan)
 	case src.OCI != nil, src.MLflow != nil:
 		return nil, canary.Terminalf("plan %q: no watcher is configured for its source", plan.Metadata.Name)
+	case src.FromPlan != nil:
+		return nil, canary.Terminalf("plan %q: a fromPlan source is read from its upstream stage's state in Git "+
+			"(canary.Engine.Pipeline), not from a registry", plan.Metadata.Name)
 	}
 	return nil, canary.Terminal(fmt.Errorf("%w: plan %q has no spec.model.source", canary.ErrInvalidPlan, plan.Metadata.Name))
 }

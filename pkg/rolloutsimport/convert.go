@@ -78,6 +78,10 @@ type converter struct {
 	opts  Options
 	res   *Result
 	gates *gateSet
+	// mode is the plan's traffic mode; mirror tracks its mirror route
+	// across steps (routes.go).
+	mode   string
+	mirror mirrorState
 }
 
 func (c *converter) drop(path, format string, args ...any) {
@@ -169,6 +173,7 @@ func (c *converter) plan(strat map[string]json.RawMessage) (*canary.CanaryPlan, 
 	if s.Traffic, err = c.traffic(strat); err != nil {
 		return nil, err
 	}
+	c.mode = s.Traffic.Mode
 	if s.Steps, err = c.steps(strat["steps"]); err != nil {
 		return nil, err
 	}
@@ -221,7 +226,7 @@ func (c *converter) steps(raw json.RawMessage) ([]canary.Step, error) {
 				return nil, err
 			}
 			if step != nil {
-				out = append(out, *step)
+				out = append(c.endMirrorBefore(out, f+"."+k, *step), *step)
 			}
 		}
 	}
@@ -249,6 +254,10 @@ func (c *converter) step(f, key string, v json.RawMessage, last *int) (*canary.S
 			return nil, err
 		}
 		return &canary.Step{Analysis: a}, nil
+	case "setHeaderRoute":
+		return c.headerRoute(f, v)
+	case "setMirrorRoute":
+		return c.mirrorRoute(f, v, *last)
 	}
 	c.drop(c.rpath(f), "canarybot has no %s step", key)
 	return nil, nil

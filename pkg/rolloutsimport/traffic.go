@@ -86,6 +86,10 @@ func (c *converter) route(raw json.RawMessage) (string, error) {
 	route := ""
 	for _, k := range sortedKeys(tr) {
 		f := "spec.strategy.canary.trafficRouting." + k
+		if k == "managedRoutes" {
+			c.note(c.rpath(f), "canarybot needs no list of managed routes: it owns the header and mirror routes its steps add (gateway mode)")
+			continue
+		}
 		if k != "plugins" {
 			c.drop(c.rpath(f), "only the Gateway API plugin (%s) maps to canarybot's gateway mode", GatewayPlugin)
 			continue

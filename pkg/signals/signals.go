@@ -44,6 +44,10 @@ type Interval struct {
 	TTFT        [2][]float64
 	TPOT        [2][]float64
 	Predictions [2][]float64
+	// Counters are the increments of further counters by signal name
+	// (a key of a signals spec's metrics, e.g. conversions), for the
+	// judge's guardrails; nil when none was read.
+	Counters map[string][2]float64
 	// Gauges, sampled at End; NaN when the side reported none.
 	KVCache       [2]float64
 	QueueDepth    [2]float64

@@ -50,6 +50,7 @@ func merge(base, over Behaviour) Behaviour {
 	if over.Available != nil {
 		out.Available = over.Available
 	}
+	out.Feedback = mergeFeedback(out.Feedback, over.Feedback)
 	return out
 }
 
@@ -108,7 +109,8 @@ type params struct {
 	gpuMem, gpuMemGrowth float64
 	queue, temp          float64
 	// classes are cumulative normalised weights; nil when none.
-	classes []float64
+	classes  []float64
+	feedback feedbackParams
 }
 
 // dist is a lognormal mixture: cumulative normalised weights, medians and
@@ -150,6 +152,7 @@ func resolve(b Behaviour) (params, error) {
 	if b.Predictions != nil {
 		p.classes = cumulative(b.Predictions.Classes)
 	}
+	p.feedback = resolveFeedback(b.Feedback)
 	return p, errors.Join(errs...)
 }
 

@@ -52,6 +52,7 @@ func (w *World) Read(ctx context.Context, start, end time.Time, step time.Durati
 			continue
 		}
 		buf = w.fill(iv, ks, ke, widths, buf)
+		w.fillCounters(iv, ks, ke)
 	}
 	return s, nil
 }

@@ -24,6 +24,10 @@
 //     for successful ones (as internal/modelsim does).
 //   - An interval with any second in a metrics outage, or before the epoch,
 //     is NoData.
+//
+// Beyond the shared format, a behaviour may set feedback (labels that
+// arrive late, for the judge's guardrails; see feedback.go). Scenarios
+// without it draw exactly as before.
 package sim
 
 import (
@@ -103,6 +107,9 @@ type Behaviour struct {
 	QueueDepth             *float64      `json:"queueDepth,omitempty"`
 	GPU                    *GPU          `json:"gpu,omitempty"`
 	Predictions            *Predictions  `json:"predictions,omitempty"`
+	// Feedback is labelled feedback arriving late (feedback.go): an
+	// extension for canarybot's own scenarios.
+	Feedback *Feedback `json:"feedback,omitempty"`
 	// Available is for target=metrics changes only: false means the
 	// metrics backend answers no data.
 	Available *bool `json:"available,omitempty"`

@@ -129,6 +129,7 @@ func validateBehaviour(f string, b Behaviour, add addFunc) {
 		add(f+".queueDepth", "must not be negative, got %v", *q)
 	}
 	validateDistribution(f+".latency", b.Latency, add)
+	validateFeedback(f, b.Feedback, add)
 	validateDistribution(f+".ttft", b.TTFT, add)
 	if g := b.GPU; g != nil {
 		unit("gpu.memoryUsedFraction", g.MemoryUsedFraction)

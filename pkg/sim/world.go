@@ -55,6 +55,9 @@ type World struct {
 	unavail []int32 // cumulative count of metrics-unavailable seconds
 	xids    []xidEvent
 	scratch [2]*second
+	// labels are each side's delayed feedback; nil when the scenario
+	// sets none.
+	labels [2]*labels
 }
 
 type weightChange struct {
@@ -129,6 +132,9 @@ func NewWorld(sc *Scenario, seed uint64, epoch time.Time) (*World, error) {
 		}
 	}
 	w.unavail = make([]int32, 1, capSec)
+	if hasFeedback(sc) {
+		w.labels = [2]*labels{newLabels(capSec), newLabels(capSec)}
+	}
 	return w, nil
 }
 
@@ -281,18 +287,21 @@ func (w *World) drawTraffic(k int) {
 		if w.rng.Float64() < share {
 			side = signals.Canary
 		}
-		w.drawRequest(&w.sides[side].p, w.scratch[side])
+		failed := w.drawRequest(&w.sides[side].p, w.scratch[side])
+		if w.labels[0] != nil {
+			w.drawLabel(k, side, failed, w.rng.Float64())
+		}
 	}
 }
 
 // drawRequest draws one request: an error, a latency (every request), and
 // for successful ones a TTFT no longer than the latency and a class. It
 // consumes the same draws whatever the outcome and the behaviour.
-func (w *World) drawRequest(p *params, sc *second) {
+func (w *World) drawRequest(p *params, sc *second) (failed bool) {
 	uErr, uClass := w.rng.Float64(), w.rng.Float64()
 	lat, ttft := p.latency.draw(w.rng), p.ttft.draw(w.rng)
 	sc.requests++
-	failed := uErr < p.errorRate
+	failed = uErr < p.errorRate
 	if failed {
 		sc.errors++
 	}
@@ -302,7 +311,7 @@ func (w *World) drawRequest(p *params, sc *second) {
 		lat = math.Inf(1)
 	}
 	if failed {
-		return
+		return true
 	}
 	if p.ttft.ok() {
 		sc.ttft[bucket(w.ttftBounds, min(ttft, lat))]++
@@ -310,6 +319,7 @@ func (w *World) drawRequest(p *params, sc *second) {
 	if p.classes != nil {
 		sc.pred[pickCumulativeAt(uClass, p.classes)]++
 	}
+	return false
 }
 
 // splitmix64 scrambles a second's index into a stream selector.
@@ -346,6 +356,11 @@ func (w *World) record(k int, unavailable bool) {
 		}
 		g.kv, g.queue = append(g.kv, kv), append(g.queue, queue)
 		g.mem, g.temp = append(g.mem, mem), append(g.temp, temp)
+	}
+	for _, l := range w.labels {
+		if l != nil {
+			l.record(k)
+		}
 	}
 	u := w.unavail[k]
 	if unavailable {

@@ -166,6 +166,7 @@ var funcs = template.FuncMap{
 	"iso":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"verdict": verdictText,
 	"last":    func(n int) int { return n - 1 },
+	"join":    strings.Join,
 }
 
 // verdictText is a verdict with a symbol, so that it never reads by colour

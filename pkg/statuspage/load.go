@@ -93,6 +93,7 @@ func readSnapshot(r Repo, t canary.Tree, plans *canary.PlanCache) (*snapshot, er
 		}
 	}
 	slices.SortFunc(s.status.Rollouts, func(a, b RolloutSummary) int { return strings.Compare(a.Plan, b.Plan) })
+	s.markPipelines()
 	return s, nil
 }
 

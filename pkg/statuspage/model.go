@@ -79,6 +79,13 @@ type RolloutSummary struct {
 	Canary    ArtifactView `json:"canary,omitzero"`
 	// Failed are the artifacts reverted before, never proposed again.
 	Failed []ArtifactView `json:"failed,omitempty"`
+	// Upstream, for a pipeline stage, is the stage its source is fromPlan
+	// of: plan, or repository:plan.
+	Upstream string `json:"upstream,omitempty"`
+	// RevertedDownstream names the stages below this one, in this
+	// repository, that reverted its stable artifact, which it keeps
+	// serving.
+	RevertedDownstream []string `json:"revertedDownstream,omitempty"`
 	// LastAction, LastAt and Reason are the last transition's.
 	LastAction       string    `json:"lastAction,omitempty"`
 	LastAt           time.Time `json:"lastAt,omitzero"`
@@ -223,6 +230,8 @@ func describeStep(s canary.Step) string {
 		return "pause " + s.Pause.Duration.String()
 	case s.Analysis != nil:
 		return "analysis: " + strings.Join(s.Analysis.Gates, ", ")
+	case s.DescribeRoute() != "":
+		return s.DescribeRoute()
 	}
 	return "?"
 }

@@ -55,6 +55,9 @@ func planFor(mode, registryRepo string, withGPU bool) string {
     kserve: {inferenceService: fraud-detector}
   overlay: manifests/overlays/fraud-detector`
 	}
+	if mode == canary.ModeLLMISVC {
+		name, traffic = "qwen-llm", llmisvcTrafficYAML
+	}
 	plan := fmt.Sprintf(`apiVersion: canarybot.dev/v1alpha1
 kind: CanaryPlan
 metadata: {name: %[1]s}
@@ -104,6 +107,11 @@ type rollout struct {
 	argo    *argocd.Client
 	mu      sync.Mutex
 	reports []timedReport
+
+	// editPlan, when set, rewrites planFor's plan (routes_test.go).
+	editPlan func(string) string
+	// servers are the simulated stable and canary model servers.
+	servers []*modelsim.Server
 }
 
 type timedReport struct {
@@ -208,9 +216,18 @@ func (r *rollout) eventually(what string, timeout time.Duration, ok func() bool)
 }
 
 func (r *rollout) plan() *canary.CanaryPlan {
-	p, err := canary.ParsePlan([]byte(planFor(r.mode, r.regRepo, r.gpu != nil)))
+	p, err := canary.ParsePlan([]byte(r.planYAML()))
 	if err != nil {
 		r.t.Fatal(err)
+	}
+	return p
+}
+
+// planYAML is the rollout's plan: planFor's, rewritten by editPlan.
+func (r *rollout) planYAML() string {
+	p := planFor(r.mode, r.regRepo, r.gpu != nil)
+	if r.editPlan != nil {
+		p = r.editPlan(p)
 	}
 	return p
 }
@@ -244,7 +261,7 @@ func (r *rollout) seed(v1 canary.Artifact) {
 			t.Fatal(err)
 		}
 	}
-	if err := writeFile(filepath.Join(dir, "plans/"+name+".yaml"), []byte(planFor(r.mode, r.regRepo, r.gpu != nil))); err != nil {
+	if err := writeFile(filepath.Join(dir, "plans/"+name+".yaml"), []byte(r.planYAML())); err != nil {
 		t.Fatal(err)
 	}
 	initBare(t, r.bare, dir)
@@ -278,8 +295,11 @@ func writeFile(p string, b []byte) error {
 }
 
 func (r *rollout) planName() string {
-	if r.mode == canary.ModeKServe {
+	switch r.mode {
+	case canary.ModeKServe:
 		return "fraud-detector"
+	case canary.ModeLLMISVC:
+		return "qwen-llm"
 	}
 	return "qwen"
 }
@@ -316,6 +336,7 @@ func (r *rollout) startCluster(v1 canary.Artifact) {
 		t.Cleanup(func() { _ = srv.Close() })
 		servers = append(servers, srv)
 	}
+	r.servers = servers
 	router, err := modelsim.NewRouter(modelsim.RouterConfig{StableURL: servers[0].URL(), CanaryURL: servers[1].URL(), StableWeight: 100, Logger: log})
 	if err != nil {
 		t.Fatal(err)

@@ -41,8 +41,13 @@ func startStack(t *testing.T) *stack.Stack {
 		ArgoCDCRDs: filepath.Join(moduleDir(t, "github.com/argoproj/argo-cd/v2", false), "manifests", "crds"),
 		CRDs: []string{
 			filepath.Join(moduleDir(t, "github.com/kserve/kserve@v0.15.2", true), "config/crd/full/serving.kserve.io_inferenceservices.yaml"),
+			// LLMInferenceService (v1alpha1 and v1alpha2): traffic mode llmisvc.
+			filepath.Join(moduleDir(t, "github.com/kserve/kserve@v0.19.0", true), "config/crd/full/llmisvc/serving.kserve.io_llminferenceservices.yaml"),
 			filepath.Join(moduleDir(t, "sigs.k8s.io/gateway-api@v1.3.0", true), "config/crd/standard"),
-		}})
+		},
+		// The health check the repository ships for LLMInferenceService.
+		ArgoCDConfig: []string{filepath.Join("..", "..", "manifests", "argocd", "llminferenceservice-health.yaml")},
+	})
 	if err != nil {
 		t.Fatalf("start the stack: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
@@ -36,10 +37,13 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// controller reconciles InferenceService status from an informer's cache.
+// controller reconciles the status of one resource (InferenceService,
+// LLMInferenceService) from an informer's cache.
 type controller struct {
 	dyn     dynamic.Interface
 	opts    Options
+	gvr     schema.GroupVersionResource
+	sync    func(c *controller, ctx context.Context, key string) error
 	indexer cache.Indexer
 	queue   workqueue.TypedRateLimitingInterface[string]
 }
@@ -50,6 +54,12 @@ type controller struct {
 // settled InferenceService costs nothing. A failed write is retried with
 // backoff.
 func Run(ctx context.Context, dyn dynamic.Interface, opts Options) error {
+	return run(ctx, dyn, opts, GVR(), (*controller).reconcile)
+}
+
+// run is Run for the resource gvr, whose objects sync reconciles by key.
+func run(ctx context.Context, dyn dynamic.Interface, opts Options, gvr schema.GroupVersionResource,
+	sync func(c *controller, ctx context.Context, key string) error) error {
 	if dyn == nil {
 		return errors.New("run kservesim: nil dynamic client")
 	}
@@ -60,9 +70,9 @@ func Run(ctx context.Context, dyn dynamic.Interface, opts Options) error {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 0, opts.Namespace, nil)
-	inf := factory.ForResource(GVR()).Informer()
+	inf := factory.ForResource(gvr).Informer()
 	c := &controller{
-		dyn: dyn, opts: opts, indexer: inf.GetIndexer(),
+		dyn: dyn, opts: opts, gvr: gvr, sync: sync, indexer: inf.GetIndexer(),
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 	}
 	defer c.queue.ShutDown()
@@ -75,7 +85,7 @@ func Run(ctx context.Context, dyn dynamic.Interface, opts Options) error {
 		AddFunc:    enqueue,
 		UpdateFunc: func(_, obj any) { enqueue(obj) },
 	}); err != nil {
-		return fmt.Errorf("run kservesim: watch %s: %w", GVR().Resource, err)
+		return fmt.Errorf("run kservesim: watch %s: %w", gvr.Resource, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	factory.Start(ctx.Done())
@@ -99,8 +109,8 @@ func (c *controller) next(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(key)
-	if err := c.reconcile(ctx, key); err != nil && ctx.Err() == nil {
-		c.opts.Logger.Warn("kservesim: status write failed; retrying", "inferenceService", key, "error", err)
+	if err := c.sync(c, ctx, key); err != nil && ctx.Err() == nil {
+		c.opts.Logger.Warn("kservesim: status write failed; retrying", c.gvr.Resource, key, "error", err)
 		c.queue.AddRateLimited(key)
 		return true
 	}
@@ -108,19 +118,28 @@ func (c *controller) next(ctx context.Context) bool {
 	return true
 }
 
+// cached is the object at key in the informer's cache; nil when gone.
+func (c *controller) cached(key string) (*unstructured.Unstructured, error) {
+	item, exists, err := c.indexer.GetByKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("get %s from cache: %w", key, err)
+	}
+	if !exists {
+		return nil, nil
+	}
+	obj, ok := item.(*unstructured.Unstructured)
+	if !ok {
+		return nil, fmt.Errorf("get %s from cache: unexpected type %T", key, item)
+	}
+	return obj, nil
+}
+
 // reconcile writes the desired status of the InferenceService at key, if
 // it differs from the one it has.
 func (c *controller) reconcile(ctx context.Context, key string) error {
-	item, exists, err := c.indexer.GetByKey(key)
-	if err != nil {
-		return fmt.Errorf("get %s from cache: %w", key, err)
-	}
-	if !exists {
-		return nil
-	}
-	cached, ok := item.(*unstructured.Unstructured)
-	if !ok {
-		return fmt.Errorf("get %s from cache: unexpected type %T", key, item)
+	cached, err := c.cached(key)
+	if cached == nil || err != nil {
+		return err
 	}
 	obj := cached.DeepCopy()
 	want, err := desired(obj, c.opts.Now(), c.opts.FailURI)

@@ -1,6 +1,7 @@
 // Package kservesim stands in for the KServe controller in end-to-end
 // tests, where a real kube-apiserver stores InferenceServices but nothing
-// runs them.
+// runs them. RunLLMISVC does the same, more simply, for
+// LLMInferenceServices (see its doc).
 //
 // Run watches every InferenceService (serving.kserve.io/v1beta1) and writes
 // its status subresource as KServe v0.15 would once the predictor is up:

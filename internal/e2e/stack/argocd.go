@@ -62,6 +62,11 @@ func (s *Stack) startArgoCD(ctx context.Context, ports []int) error {
 	if _, err := s.Kubectl(ctx, argoSetup, "apply", "-f", "-"); err != nil {
 		return err
 	}
+	for _, f := range s.argoConfig {
+		if _, err := s.Kubectl(ctx, "", "-n", "argocd", "patch", "configmap", "argocd-cm", "--patch-file", f); err != nil {
+			return err
+		}
+	}
 	dir := filepath.Join(s.Dir, "argocd")
 	for _, d := range []string{"ssh", "tls", "gnupg", "tmp", "static"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {

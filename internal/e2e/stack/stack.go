@@ -28,6 +28,9 @@ type Options struct {
 	CRDs []string
 	// ArgoCDCRDs is the argo-cd module's manifests/crds directory.
 	ArgoCDCRDs string
+	// ArgoCDConfig are patch files merged into argocd-cm before Argo CD
+	// starts (resource health customizations).
+	ArgoCDConfig []string
 }
 
 // Stack is a running stack.
@@ -43,6 +46,7 @@ type Stack struct {
 	// Prometheus is set by tests that start one beside the stack.
 	Prometheus string
 	tools      Tools
+	argoConfig []string
 	log        *slog.Logger
 	procs      []*proc
 	env        []string
@@ -50,7 +54,7 @@ type Stack struct {
 
 // Start brings the stack up; on error it stops what it started.
 func Start(ctx context.Context, o Options) (s *Stack, err error) {
-	s = &Stack{Dir: o.Dir, tools: o.Tools, log: o.Log}
+	s = &Stack{Dir: o.Dir, tools: o.Tools, argoConfig: o.ArgoCDConfig, log: o.Log}
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("%w\n%s", err, s.Logs(20))

@@ -18,6 +18,11 @@
 // no split. KServe's overlay for "canary at 100%" and for "promoted" is
 // the same object, so in kserve mode both read as the new model stable at
 // 100%.
+//
+// In llmisvc mode the split is the weights of the two members' backends in
+// the Router LLMInferenceService's inline route
+// (spec.router.route.http.spec), and each side's model is its member's
+// spec.model.uri.
 package traffic
 
 import (
@@ -80,6 +85,11 @@ func (c Config) validate() error {
 		if c.Traffic.KServe == nil || c.Traffic.KServe.InferenceService == "" {
 			return errors.New("traffic config: kserve mode needs an InferenceService")
 		}
+	case canary.ModeLLMISVC:
+		l := c.Traffic.LLMISVC
+		if l == nil || l.Router == "" || l.Stable.Name == "" || l.Stable.Backend == "" || l.Canary.Name == "" || l.Canary.Backend == "" {
+			return errors.New("traffic config: llmisvc mode needs a router and both members' name and backend")
+		}
 	default:
 		return fmt.Errorf("traffic config: unknown mode %q", c.Traffic.Mode)
 	}
@@ -114,6 +124,9 @@ func Read(ctx context.Context, dyn dynamic.Interface, cfg Config) (Split, error)
 type getter func(gvr schema.GroupVersionResource, name string) (*unstructured.Unstructured, error)
 
 func splitOf(cfg Config, get getter) (Split, error) {
+	if cfg.Traffic.Mode == canary.ModeLLMISVC {
+		return llmisvcSplit(cfg.Traffic.LLMISVC, get)
+	}
 	if cfg.Traffic.Mode == canary.ModeKServe {
 		isvc, err := get(kservesim.GVR(), cfg.Traffic.KServe.InferenceService)
 		if err != nil {

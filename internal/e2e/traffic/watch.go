@@ -37,8 +37,11 @@ func Watch(ctx context.Context, dyn dynamic.Interface, cfg Config, onSplit func(
 	}
 	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 0, cfg.Namespace, nil)
 	gvrs := []schema.GroupVersionResource{kservesim.GVR()}
-	if cfg.Traffic.Mode == canary.ModeGateway {
+	switch cfg.Traffic.Mode {
+	case canary.ModeGateway:
 		gvrs = append(gvrs, HTTPRouteGVR())
+	case canary.ModeLLMISVC:
+		gvrs = []schema.GroupVersionResource{LLMISVCGVR()}
 	}
 	// changed holds at most one pending wake-up: the loop reads the whole
 	// split from the caches, so coalescing events loses nothing.

@@ -26,9 +26,10 @@ import (
 
 // Overlays of the repository's manifests and the namespace they deploy to.
 const (
-	QwenOverlay  = "manifests/overlays/qwen"
-	FraudOverlay = "manifests/overlays/fraud-detector"
-	Namespace    = "models"
+	QwenOverlay    = "manifests/overlays/qwen"
+	FraudOverlay   = "manifests/overlays/fraud-detector"
+	QwenLLMOverlay = "manifests/overlays/qwen-llm"
+	Namespace      = "models"
 )
 
 // Gateway is the qwen plan's traffic spec (examples/qwen-gateway.yaml).
@@ -49,6 +50,18 @@ func KServe() canary.TrafficSpec {
 	return canary.TrafficSpec{
 		Mode:   canary.ModeKServe,
 		KServe: &canary.KServeTraffic{InferenceService: "fraud-detector"},
+	}
+}
+
+// LLMISVC is the qwen-llm plan's traffic spec (examples/qwen-llmisvc.yaml).
+func LLMISVC() canary.TrafficSpec {
+	return canary.TrafficSpec{
+		Mode: canary.ModeLLMISVC,
+		LLMISVC: &canary.LLMISVCTraffic{
+			Router: "qwen-llm-stable",
+			Stable: canary.LLMISVCMember{Name: "qwen-llm-stable", Backend: "qwen-llm-stable-inference-pool"},
+			Canary: canary.LLMISVCMember{Name: "qwen-llm-canary", Backend: "qwen-llm-canary-inference-pool"},
+		},
 	}
 }
 
