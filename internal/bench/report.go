@@ -91,8 +91,14 @@ func renderTargets(w io.Writer, res Results, order []string) bool {
 	ts = append(ts, requestTarget(res, "error-rate-10x", "errors 0.1%→1% decided within 1500 canary requests at p80", 0.8, 1500))
 	ts = append(ts, requestTarget(res, "latency-plus-40", "latency +40% decided within 300 canary requests at p95", 0.95, 300))
 	ts = append(ts, target{"every scenario correct for ≥ 99% of seeds", worst >= 0.99, fmt.Sprintf("worst: %s %s", worstName, pct(worst))})
+	return printTargets(w, "Targets (canarybot judge):", ts)
+}
+
+// printTargets prints each target with PASS or FAIL under title, and
+// reports whether all passed.
+func printTargets(w io.Writer, title string, ts []target) bool {
 	all := true
-	fmt.Fprintln(w, "Targets (canarybot judge):")
+	fmt.Fprintln(w, title)
 	for _, t := range ts {
 		mark := "PASS"
 		if !t.ok {

@@ -88,16 +88,7 @@ func RenderIssueTargets(w io.Writer, res Results, order []string, base Baseline)
 		requestTarget(res, "error-rate-10x", "errors 0.1%→1% (error-rate-10x) decided within 900 canary requests at p80", 0.8, 900),
 		requestTarget(res, "latency-plus-20", "latency +20% at every quantile (latency-plus-20) reverted within 300 canary requests at p95", 0.95, 300),
 		promotedTarget(res, "canary-faster", 0.995)}
-	all := true
-	fmt.Fprintln(w, "Targets (issue 17: intermittent faults and decision speed, canarybot judge):")
-	for _, t := range ts {
-		mark := "PASS"
-		if !t.ok {
-			mark, all = "FAIL", false
-		}
-		fmt.Fprintf(w, "  [%s] %s: %s\n", mark, t.name, t.detail)
-	}
-	return all
+	return printTargets(w, "Targets (issue 17: intermittent faults and decision speed, canarybot judge):", ts)
 }
 
 // revertedTarget: every expect: revert scenario reverted in ≥ 99% of seeds.
