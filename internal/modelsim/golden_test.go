@@ -74,15 +74,21 @@ kind: CanaryPlan
 metadata: {name: demo}
 spec:
   model: {name: demo, source: {static: {uri: "oci://r/demo@sha256:` + strings.Repeat("a", 64) + `"}}}
-  traffic: {mode: kserve, kserve: {inferenceService: demo}}
+  traffic:
+    mode: gateway
+    gateway:
+      httpRoute: demo
+      stable: {inferenceService: demo-stable, service: demo-stable}
+      canary: {inferenceService: demo-canary, service: demo-canary}
   overlay: apps/demo
   argocd: {application: demo}
   gates:
   - name: golden
     goldenSet: ` + block + `
   steps:
-  - setWeight: 10
+  - setHeaderRoute: {name: dogfood, match: [{headers: [{name: X-Canary, value: always}]}]}
   - analysis: {gates: [golden]}
+  - setWeight: 10
 `
 	p, err := canary.ParsePlan([]byte(plan))
 	if err != nil {
@@ -137,10 +143,18 @@ func TestGoldenSetAgainstModelServers(t *testing.T) {
       stable: {url: "` + stable.URL() + `/v1/completions"},
       canary: {url: "` + router(canaryURL) + `/v1/completions", headers: {X-Canary: always}}}`
 	}
+	// The plan's own header route: the gate sends its match's headers.
+	viaPlanRoute := func(canaryURL string) string {
+		return `{path: .canarybot/golden/demo.yaml, headerRoute: dogfood,
+      stable: {url: "` + stable.URL() + `/v1/completions"},
+      canary: {url: "` + router(canaryURL) + `/v1/completions"}}`
+	}
 	for _, tc := range []struct {
 		name, block string
 		want        canary.Verdict
 	}{
+		{"identical canary through the plan's header route passes", viaPlanRoute(good.URL()), canary.VerdictSuccessful},
+		{"wrong answers through the plan's header route fail", viaPlanRoute(bad.URL()), canary.VerdictFailed},
 		{"identical canary passes", direct(good.URL(), "0"), canary.VerdictSuccessful},
 		{"wrong answers fail", direct(bad.URL(), "0.05"), canary.VerdictFailed},
 		{"a wide margin allows them", direct(bad.URL(), "0.9"), canary.VerdictSuccessful},

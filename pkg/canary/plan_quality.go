@@ -69,10 +69,15 @@ type GoldenSetGate struct {
 	Margin *float64 `json:"margin,omitempty"`
 	// Stable and Canary say where each side is reached. To go through a
 	// header route, give the canary the route's URL and the header its
-	// match names; give stable its own service (the route's weighted rules
-	// may send requests to either side).
+	// match names (or HeaderRoute); give stable its own service (the
+	// route's weighted rules may send requests to either side).
 	Stable GoldenEndpoint `json:"stable"`
 	Canary GoldenEndpoint `json:"canary"`
+	// HeaderRoute names a setHeaderRoute step of the plan: the canary's
+	// requests carry the headers of its first match (which must match
+	// exactly), and the gate may run only at analysis steps where that
+	// route is in force.
+	HeaderRoute string `json:"headerRoute,omitempty"`
 	// Timeout bounds each request. Default 30s.
 	Timeout *Duration `json:"timeout,omitempty"`
 }

@@ -38,6 +38,7 @@ func (p *CanaryPlan) Default() {
 	r.OnSyncFailure = or(r.OnSyncFailure, ActionRevert)
 	p.defaultSignalGates()
 	p.defaultRoutes()
+	p.defaultGoldenRoutes()
 	normalizeNotifications(s.Notifications)
 	for i := range s.Gates {
 		g := &s.Gates[i]
@@ -102,6 +103,7 @@ func (p *CanaryPlan) Validate() error {
 	gates := validateGates(s.Gates, add)
 	validateSteps(s.Steps, gates, add)
 	validateRoutes(s, add)
+	validateGoldenRoutes(s, add)
 	if b := s.BackgroundAnalysis; b != nil {
 		for j, g := range b.Gates {
 			if !gates[g] {
