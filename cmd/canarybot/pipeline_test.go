@@ -5,8 +5,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/canarybot/canarybot/pkg/argocd/argocdtest"
 	"github.com/canarybot/canarybot/pkg/canary"
@@ -46,6 +48,27 @@ func stageOverlay(t *testing.T, files map[string]string, env string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// soakUntil finds "soaking until T)" in a reconcile's output.
+var soakUntil = regexp.MustCompile(`soaking until (\S+)\)`)
+
+// waitOutSoak sleeps until the soak a reconcile reported has ended (at
+// most 5 s), so that a fast machine does not use up its runs inside it.
+// The reason gives whole seconds, so it sleeps one more.
+func waitOutSoak(t *testing.T, out string) {
+	t.Helper()
+	m := soakUntil.FindStringSubmatch(out)
+	if m == nil {
+		return
+	}
+	until, err := time.Parse(time.RFC3339, m[1])
+	if err != nil {
+		t.Fatalf("soak end %q: %v", m[1], err)
+	}
+	if d := time.Until(until) + time.Second; d > 0 && d < 5*time.Second {
+		time.Sleep(d)
 	}
 }
 
@@ -97,6 +120,7 @@ func TestPipelinePromotesThroughThreeStages(t *testing.T) {
 			if done() {
 				return
 			}
+			waitOutSoak(t, out)
 		}
 		t.Fatalf("%s: not after 16 runs:\n%s", what, strings.Join(outputs, "---\n"))
 	}
