@@ -103,7 +103,7 @@ func judge(j *canary.JudgeGate, s *signals.Series, start time.Time, w canary.Win
 	}
 	var results []metricVerdict
 	for _, m := range j.Metrics {
-		counts, why := metricCounts(m, s, start, testFrom)
+		counts, share, why := metricCounts(m, s, start, testFrom)
 		if why == skipped {
 			// Neither side reports the metric (a model without TTFT, say):
 			// there is nothing to judge, and nothing to wait for.
@@ -115,7 +115,12 @@ func judge(j *canary.JudgeGate, s *signals.Series, start time.Time, w canary.Win
 			continue
 		}
 		alpha, beta := *j.Alpha*shares[m], *j.Beta/float64(passing)
-		p := RunRatioTests(counts, alpha, beta, j.Margins[m])
+		var p RatioPath
+		if m == canary.MetricErrors {
+			p = RunRatioTests(counts, alpha, beta, j.Margins[m])
+		} else { // exceedances: seqodds.go
+			p = RunExceedanceTests(counts, alpha, beta, j.Margins[m], share)
+		}
 		boundAt, bound := -1, 0.0
 		if m == canary.MetricErrors && *j.ErrorRateFloor > 0 {
 			bound = math.Max(*j.ErrorRateFloor, j.Margins[m]*stableRate(s, testFrom))
@@ -214,8 +219,9 @@ func combineMetrics(rs []metricVerdict, stepRequests float64, minStep int) canar
 }
 
 // metricCounts slices the series into the test's per-interval counts, or
-// says why it cannot yet.
-func metricCounts(m string, s *signals.Series, start, testFrom time.Time) ([]Counts, string) {
+// says why it cannot yet. For latency metrics it also returns stable's
+// share of exceedances before the test window (NaN for errors).
+func metricCounts(m string, s *signals.Series, start, testFrom time.Time) ([]Counts, float64, string) {
 	var hist func(iv *signals.Interval) [2][]float64
 	switch m {
 	case canary.MetricErrors:
@@ -223,7 +229,7 @@ func metricCounts(m string, s *signals.Series, start, testFrom time.Time) ([]Cou
 		for _, iv := range testIntervals(s, testFrom) {
 			out = append(out, Counts{RequestsS: iv.Requests[0], RequestsC: iv.Requests[1], EventsS: iv.Errors[0], EventsC: iv.Errors[1]})
 		}
-		return out, ""
+		return out, math.NaN(), ""
 	case canary.MetricLatency, canary.MetricLatencyTail:
 		hist = func(iv *signals.Interval) [2][]float64 { return iv.Latency }
 	case canary.MetricTTFT:
@@ -231,7 +237,7 @@ func metricCounts(m string, s *signals.Series, start, testFrom time.Time) ([]Cou
 	case canary.MetricTPOT:
 		hist = func(iv *signals.Interval) [2][]float64 { return iv.TPOT }
 	default:
-		return nil, fmt.Sprintf("unknown metric %q", m)
+		return nil, 0, fmt.Sprintf("unknown metric %q", m)
 	}
 	// The threshold is stable's median bucket before the test begins, so
 	// it does not depend on the data the test judges.
@@ -246,7 +252,7 @@ func metricCounts(m string, s *signals.Series, start, testFrom time.Time) ([]Cou
 		}
 	}
 	if !reported {
-		return nil, skipped
+		return nil, 0, skipped
 	}
 	q := 0.5
 	if m == canary.MetricLatencyTail {
@@ -254,8 +260,9 @@ func metricCounts(m string, s *signals.Series, start, testFrom time.Time) ([]Cou
 	}
 	k, ok := quantileBucket(ref, q)
 	if !ok {
-		return nil, fmt.Sprintf("%s: no stable history before the test window", m)
+		return nil, 0, fmt.Sprintf("%s: no stable history before the test window", m)
 	}
+	share := above(ref, k) / signals.Sum(ref)
 
 	var out []Counts
 	for _, iv := range testIntervals(s, testFrom) {
@@ -265,7 +272,7 @@ func metricCounts(m string, s *signals.Series, start, testFrom time.Time) ([]Cou
 			EventsS: above(h[0], k), EventsC: above(h[1], k),
 		})
 	}
-	return out, ""
+	return out, share, ""
 }
 
 func testIntervals(s *signals.Series, from time.Time) []*signals.Interval {

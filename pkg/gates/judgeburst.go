@@ -48,7 +48,7 @@ func burstVerdicts(j *canary.JudgeGate, s *signals.Series, start, first, testFro
 		default: // a plan that leaves the tail out: its median threshold
 			base, what = canary.MetricLatency, "requests slower than stable's median"
 		}
-		counts, why := metricCounts(base, s, start, testFrom)
+		counts, _, why := metricCounts(base, s, start, testFrom)
 		if counts == nil {
 			if why != skipped {
 				out = append(out, metricVerdict{name, canary.VerdictSuccessful, "no burst test yet: " + why})
@@ -56,6 +56,9 @@ func burstVerdicts(j *canary.JudgeGate, s *signals.Series, start, first, testFro
 			continue
 		}
 		p := RunBurstDetector(counts, *j.Alpha*shares[name])
+		if name == burstLatency {
+			p = RunExceedanceBurstDetector(counts, *j.Alpha*shares[name])
+		}
 		if p.AlarmAt < 0 {
 			out = append(out, metricVerdict{name, canary.VerdictSuccessful, fmt.Sprintf("no burst of %s (e %.3g)", what, p.E)})
 			continue

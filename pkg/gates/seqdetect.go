@@ -73,6 +73,26 @@ type BurstPath struct {
 // RunBurstDetector runs the change detector at level alpha over the
 // intervals and stops at its first alarm.
 func RunBurstDetector(intervals []Counts, alpha float64) BurstPath {
+	lrs := make([]intervalLR, len(intervals))
+	for i, c := range intervals {
+		lrs[i] = c
+	}
+	return runBurstDetector(intervals, lrs, alpha)
+}
+
+// RunExceedanceBurstDetector is RunBurstDetector on exceedances as
+// Bernoulli trials (seqodds.go): its grid is read as odds ratios.
+func RunExceedanceBurstDetector(intervals []Counts, alpha float64) BurstPath {
+	lrs := make([]intervalLR, len(intervals))
+	for i, c := range intervals {
+		lrs[i] = exceedanceOdds(c)
+	}
+	return runBurstDetector(intervals, lrs, alpha)
+}
+
+// runBurstDetector runs the detector on the intervals' likelihood ratios
+// lrs, one per interval.
+func runBurstDetector(intervals []Counts, lrs []intervalLR, alpha float64) BurstPath {
 	grid := burstGrid()
 	logR := make([]float64, len(grid)) // log R_n(r)
 	cusum := make([]float64, len(grid))
@@ -82,7 +102,7 @@ func RunBurstDetector(intervals []Counts, alpha float64) BurstPath {
 	}
 	out := BurstPath{AlarmAt: -1, E: 0, From: -1}
 	j := 0
-	for i, c := range intervals {
+	for i, c := range lrs {
 		if !c.informative() {
 			continue
 		}

@@ -83,7 +83,26 @@ type RatioPath struct {
 // RunRatioTests evaluates the Worse test at level alpha and the NotWorse
 // test with margin rMin at level beta over the intervals.
 func RunRatioTests(intervals []Counts, alpha, beta, rMin float64) RatioPath {
-	worseGrid, notWorseGrid := worseGrid(), notWorseGrid(rMin)
+	lrs := make([]intervalLR, len(intervals))
+	for i, c := range intervals {
+		lrs[i] = c
+	}
+	return runRatioPath(intervals, lrs, worseGrid(), alpha, beta, rMin)
+}
+
+// intervalLR is one interval's likelihood ratio in the test's parameter:
+// the rate ratio r here, the odds ratio ψ in seqodds.go.
+type intervalLR interface {
+	informative() bool
+	logLR(r, r0 float64) float64
+}
+
+// runRatioPath runs both tests on the intervals' likelihood ratios lrs
+// (one per interval), the Worse test mixing over worseGrid and the
+// NotWorse test against the margin m, both in the likelihood's own
+// parameter.
+func runRatioPath(intervals []Counts, lrs []intervalLR, worseGrid []float64, alpha, beta, m float64) RatioPath {
+	notWorseGrid := notWorseGrid(m)
 	lw := make([]float64, len(worseGrid))
 	ln := make([]float64, len(notWorseGrid))
 	out := RatioPath{WorseAt: -1, NotWorseAt: -1, WorseE: 1, NotWorseE: 1}
@@ -92,14 +111,15 @@ func RunRatioTests(intervals []Counts, alpha, beta, rMin float64) RatioPath {
 		out.EventsS += c.EventsS
 		out.RequestsC += c.RequestsC
 		out.RequestsS += c.RequestsS
-		if !c.informative() {
+		lr := lrs[i]
+		if !lr.informative() {
 			continue
 		}
 		for j, r := range worseGrid {
-			lw[j] += c.logLR(r, 1)
+			lw[j] += lr.logLR(r, 1)
 		}
 		for j, r := range notWorseGrid {
-			ln[j] += c.logLR(r, rMin)
+			ln[j] += lr.logLR(r, m)
 		}
 		out.WorseE, out.NotWorseE = meanExp(lw), meanExp(ln)
 		if out.WorseAt < 0 && out.WorseE >= 1/alpha {
