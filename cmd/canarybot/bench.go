@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -139,7 +141,8 @@ func (o *benchOptions) runPolicy(ctx context.Context, g *globals, log *slog.Logg
 	start := time.Now()
 	fmt.Fprintf(g.stderr, "bench: %s on %d scenarios × %d seeds…\n", policy, len(scs), len(seeds))
 	cfg := sim.Config{PlanYAML: planYAML, Logger: slog.New(slog.DiscardHandler),
-		Gates: func(src signals.Source) canary.GateEvaluator { return simGates(src, log) }}
+		Gates: func(src signals.Source) canary.GateEvaluator { return simGates(src, log) },
+		Done:  newBenchProgress(g.stderr, policy, len(scs), len(seeds), start).done}
 	results, err := sim.RunMany(ctx, cfg, scs, seeds, o.parallel)
 	if err != nil {
 		return fmt.Errorf("simulate %s: %w", policy, err)
@@ -150,4 +153,40 @@ func (o *benchOptions) runPolicy(ctx context.Context, g *globals, log *slog.Logg
 	}
 	fmt.Fprintf(g.stderr, "bench: %s done in %s\n", policy, time.Since(start).Round(time.Second))
 	return nil
+}
+
+// benchProgress prints a line as each scenario's last seed finishes: the
+// scenarios done so far, its correct rate, and the time since start.
+type benchProgress struct {
+	mu           sync.Mutex
+	w            io.Writer
+	policy       string
+	total, seeds int
+	start        time.Time
+	runs         map[string][]sim.Result
+	finished     int
+}
+
+func newBenchProgress(w io.Writer, policy string, scenarios, seeds int, start time.Time) *benchProgress {
+	return &benchProgress{w: w, policy: policy, total: scenarios, seeds: seeds, start: start, runs: map[string][]sim.Result{}}
+}
+
+func (p *benchProgress) done(r sim.Result) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.runs[r.Scenario] = append(p.runs[r.Scenario], r)
+	rs := p.runs[r.Scenario]
+	if len(rs) < p.seeds {
+		return
+	}
+	p.finished++
+	correct := 0
+	for _, x := range rs {
+		if x.Correct {
+			correct++
+		}
+	}
+	fmt.Fprintf(p.w, "bench: %s %d/%d scenarios, %s %.1f%% correct (%s)\n", p.policy, p.finished, p.total,
+		r.Scenario, 100*float64(correct)/float64(len(rs)), time.Since(p.start).Round(time.Second))
+	delete(p.runs, r.Scenario)
 }

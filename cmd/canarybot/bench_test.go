@@ -47,6 +47,12 @@ func TestBenchPrintsIssueTargetsAndBlindSpots(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	// Progress: a line as each scenario finishes, on stderr.
+	for _, want := range []string{"bench: judge 1/2 scenarios, ", "bench: judge 2/2 scenarios, ", "bench: judge-strict 1/1 scenarios, shared-burst-aa "} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
 	if strings.Contains(stderr, "seed-thresholds on") {
 		t.Errorf("--policies left seed-thresholds out, but it ran:\n%s", stderr)
 	}

@@ -61,6 +61,9 @@ type Config struct {
 	// after the canary's first traffic: a replay stops where its recorded
 	// metrics end.
 	StopAt time.Time
+	// Done, when set, is called by RunMany after each run that succeeded,
+	// from the goroutine that ran it, so it must be safe for concurrent use.
+	Done func(Result)
 }
 
 // Result is the outcome of one simulated rollout.
@@ -343,8 +346,12 @@ func RunMany(parent context.Context, cfg Config, scenarios []*Scenario, seeds []
 			for i := range jobs {
 				c := cfg
 				c.Scenario, c.Seed = scenarios[i/len(seeds)], seeds[i%len(seeds)]
-				if results[i], errs[i] = Run(ctx, c); errs[i] != nil {
+				results[i], errs[i] = Run(ctx, c)
+				switch {
+				case errs[i] != nil:
 					cancel()
+				case c.Done != nil:
+					c.Done(results[i])
 				}
 			}
 		}()
