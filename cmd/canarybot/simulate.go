@@ -256,6 +256,9 @@ func printRun(w io.Writer, r sim.Result) {
 	if !r.Correct {
 		mark = "WRONG (expected " + r.Expected + ")"
 	}
+	if r.MirroredRequests > 0 {
+		mark += fmt.Sprintf("  (and %d mirrored requests no user saw)", r.MirroredRequests)
+	}
 	after := time.Duration(r.DecidedAfterSeconds * float64(time.Second))
 	fmt.Fprintf(w, "%-24s seed %-5d %-8s after %-9s canary requests %7d  gate %-16s %s\n",
 		r.Scenario, r.Seed, r.Outcome, after, r.CanaryRequests, gate, mark)

@@ -75,8 +75,12 @@ type Result struct {
 	// DecidedAfterSeconds is simulated time from the canary's first traffic
 	// (or the rollout's start, if it never got any) to the decision.
 	DecidedAfterSeconds float64 `json:"decidedAfterSeconds"`
-	// CanaryRequests counts the canary requests served before the decision.
+	// CanaryRequests counts the user requests the canary answered before
+	// the decision: its exposure.
 	CanaryRequests int64 `json:"canaryRequests"`
+	// MirroredRequests counts the mirrored copies the canary answered
+	// before the decision, which no user saw.
+	MirroredRequests int64 `json:"mirroredRequests,omitempty"`
 	// DecidingGate is the gate that reverted; empty for promote and timeout.
 	DecidingGate string `json:"decidingGate"`
 	Expected     string `json:"expected"`
@@ -216,7 +220,7 @@ func (r *runner) run(ctx context.Context, dir string) (Result, error) {
 		defer r.mu.Unlock()
 		r.lastScheduled = slices.ContainsFunc(paths, func(p string) bool { return strings.HasPrefix(p, overlay) })
 		if r.lastScheduled {
-			r.world.ScheduleWeight(r.world.Now().Add(r.cfg.SyncDelay), render.last.CanaryWeight)
+			r.world.ScheduleSplit(r.world.Now().Add(r.cfg.SyncDelay), splitOf(render.last))
 		}
 	}
 	clock := NewClock(r.world, r.deadline, func() {
@@ -292,6 +296,7 @@ func (r *runner) measure(outcome string) Result {
 	res := Result{
 		Scenario: sc.Name, Seed: r.cfg.Seed, Outcome: outcome, Expected: sc.Expect,
 		Correct: outcome == sc.Expect, CanaryRequests: r.world.CanaryRequests(),
+		MirroredRequests: r.world.MirroredRequests(),
 	}
 	if ok {
 		res.CanaryStart = base
@@ -381,4 +386,13 @@ func RunMany(parent context.Context, cfg Config, scenarios []*Scenario, seeds []
 		return nil, canceled
 	}
 	return results, nil
+}
+
+// splitOf is the traffic split that rendering d sends to the cluster.
+func splitOf(d canary.Desired) Split {
+	s := Split{Weight: d.CanaryWeight}
+	if d.Routes != nil {
+		s.Header, s.Mirror = len(d.Routes.Headers) > 0, d.Routes.MirrorPercent
+	}
+	return s
 }

@@ -89,6 +89,22 @@ type Traffic struct {
 	// MaxDuration is how long, in simulated time since the canary first
 	// received traffic, the bot has to decide.
 	MaxDuration Duration `json:"maxDuration"`
+	// HeaderShare is the share of user requests, 0..1, that carry a header
+	// route's match (dogfood users, a test client): while a setHeaderRoute
+	// step holds, they go to the canary whatever the weight. Absent, it is
+	// DefaultHeaderShare. An extension for canarybot's own scenarios.
+	HeaderShare *float64 `json:"headerShare,omitempty"`
+}
+
+// DefaultHeaderShare is the share of user requests that carry a header
+// route's match when a scenario does not say.
+const DefaultHeaderShare = 0.05
+
+func (t Traffic) headerShare() float64 {
+	if t.HeaderShare == nil {
+		return DefaultHeaderShare
+	}
+	return *t.HeaderShare
 }
 
 // Behaviour is how one side behaves. Every field is optional: an absent

@@ -29,6 +29,9 @@ func (sc *Scenario) Validate() error {
 	if d := sc.Traffic.MaxDuration.Duration; d <= 0 {
 		add("traffic.maxDuration", "must be positive, got %s", d)
 	}
+	if h := sc.Traffic.HeaderShare; h != nil && !(*h >= 0 && *h <= 1) {
+		add("traffic.headerShare", "must be a fraction in [0, 1], got %v", *h)
+	}
 	if sc.Expect != OutcomePromote && sc.Expect != OutcomeRevert {
 		add("expect", "must be %s or %s, got %q", OutcomePromote, OutcomeRevert, sc.Expect)
 	}

@@ -37,13 +37,19 @@ type World struct {
 	seed, stream uint64
 	pcg          *rand.PCG
 	rng          *rand.Rand
+	// mirrorPCG and mirrorRNG draw mirrored copies, from a stream of their
+	// own, so that a mirror leaves the user-facing draws as they were.
+	mirrorPCG *rand.PCG
+	mirrorRNG *rand.Rand
+	// mirrored counts the mirrored copies the canary has answered.
+	mirrored int64
 
 	latBounds, ttftBounds []float64
 	nClasses              int
 	sides                 [2]*sideState
 	metricsChanges        []int
-	weight                int
-	pending               []weightChange
+	split                 Split
+	pending               []splitChange
 	// canaryStart is the second the canary first received traffic; -1 before.
 	canaryStart int
 	// now is the number of seconds generated.
@@ -60,8 +66,33 @@ type World struct {
 	labels [2]*labels
 }
 
-type weightChange struct {
-	sec, weight int
+// Split is how user requests reach the canary: a weight, a header route,
+// and a mirror.
+type Split struct {
+	// Weight is the canary's share of user requests, 0..100.
+	Weight int
+	// Header: a header route to the canary is in force, so the scenario's
+	// traffic.headerShare of user requests, those that carry its header,
+	// go to the canary whatever the weight.
+	Header bool
+	// Mirror is the percentage, 0..100, of the requests stable answers
+	// that are also sent to the canary as mirrored copies: the canary
+	// answers them, its series count them, and no user sees the answer.
+	Mirror int
+}
+
+func (s Split) clamped() Split {
+	s.Weight = min(max(s.Weight, 0), 100)
+	s.Mirror = min(max(s.Mirror, 0), 100)
+	return s
+}
+
+// reaches reports whether any request reaches the canary under s.
+func (s Split) reaches() bool { return s.Weight > 0 || s.Header || s.Mirror > 0 }
+
+type splitChange struct {
+	sec   int
+	split Split
 }
 
 type xidEvent struct {
@@ -93,9 +124,10 @@ type second struct {
 func NewWorld(sc *Scenario, seed uint64, epoch time.Time) (*World, error) {
 	h := fnv.New64a()
 	h.Write([]byte(sc.Name))
-	pcg := rand.NewPCG(seed, h.Sum64())
+	pcg, mirrorPCG := rand.NewPCG(seed, h.Sum64()), rand.NewPCG(seed, ^h.Sum64())
 	w := &World{
 		sc: sc, epoch: epoch, seed: seed, stream: h.Sum64(), pcg: pcg, rng: rand.New(pcg),
+		mirrorPCG: mirrorPCG, mirrorRNG: rand.New(mirrorPCG),
 		latBounds: signals.E2EBuckets(), ttftBounds: signals.TTFTBuckets(),
 		nClasses: maxClasses(sc), canaryStart: -1,
 	}
@@ -161,32 +193,39 @@ func (w *World) Now() time.Time {
 
 func (w *World) timeAt(sec int) time.Time { return w.epoch.Add(time.Duration(sec) * time.Second) }
 
-// SetWeight sets the canary weight, 0..100, from the next second on.
+// SetWeight sets the canary weight, 0..100, with no header route or
+// mirror, from the next second on.
 func (w *World) SetWeight(weight int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.weight = min(max(weight, 0), 100)
+	w.split = Split{Weight: weight}.clamped()
 }
 
-// ScheduleWeight sets the canary weight from the first second starting at
-// or after at.
+// ScheduleWeight sets the canary weight, with no header route or mirror,
+// from the first second starting at or after at.
 func (w *World) ScheduleWeight(at time.Time, weight int) {
+	w.ScheduleSplit(at, Split{Weight: weight})
+}
+
+// ScheduleSplit sets the split from the first second starting at or after
+// at.
+func (w *World) ScheduleSplit(at time.Time, s Split) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	sec := ceilSeconds(at.Sub(w.epoch))
-	w.pending = append(w.pending, weightChange{sec: sec, weight: min(max(weight, 0), 100)})
-	slices.SortStableFunc(w.pending, func(a, b weightChange) int { return a.sec - b.sec })
+	w.pending = append(w.pending, splitChange{sec: sec, split: s.clamped()})
+	slices.SortStableFunc(w.pending, func(a, b splitChange) int { return a.sec - b.sec })
 }
 
 // Weight is the canary weight in force for the next second.
 func (w *World) Weight() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.weight
+	return w.split.Weight
 }
 
-// CanaryStart is when the canary first received traffic (its weight first
-// became positive); false before.
+// CanaryStart is when the canary first received traffic (a weight, a
+// header route or a mirror first reached it); false before.
 func (w *World) CanaryStart() (time.Time, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -196,11 +235,20 @@ func (w *World) CanaryStart() (time.Time, bool) {
 	return w.timeAt(w.canaryStart), true
 }
 
-// CanaryRequests counts the requests the canary has served so far.
+// CanaryRequests counts the user requests the canary has answered so far:
+// its exposure. Mirrored copies are not counted (see MirroredRequests),
+// though the canary's series count them.
 func (w *World) CanaryRequests() int64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return int64(w.cum[signals.Canary].requests[w.now])
+	return int64(w.cum[signals.Canary].requests[w.now]) - w.mirrored
+}
+
+// MirroredRequests counts the mirrored copies the canary has answered.
+func (w *World) MirroredRequests() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.mirrored
 }
 
 // Err is the first error the world met while advancing; it stops advancing.
@@ -229,10 +277,10 @@ func (w *World) Advance(n int) error {
 func (w *World) step() error {
 	k := w.now
 	for len(w.pending) > 0 && w.pending[0].sec <= k {
-		w.weight = w.pending[0].weight
+		w.split = w.pending[0].split
 		w.pending = w.pending[1:]
 	}
-	if w.canaryStart < 0 && w.weight > 0 {
+	if w.canaryStart < 0 && w.split.reaches() {
 		w.canaryStart = k
 	}
 	since, started := time.Duration(0), w.canaryStart >= 0
@@ -268,7 +316,11 @@ func (w *World) available(since time.Duration) bool {
 	return ok
 }
 
-// drawTraffic draws second k's requests into the scratch counters.
+// drawTraffic draws second k's requests into the scratch counters. A
+// request goes to the canary when its routing draw u falls below the
+// weight, or, while a header route holds, in the top headerShare of [0, 1):
+// the requests that carry the header. A stable request is mirrored with
+// the mirror's percentage, drawn from the mirror's own stream.
 func (w *World) drawTraffic(k int) {
 	w.pcg.Seed(w.seed, w.stream^splitmix64(uint64(k)))
 	n := poisson(w.rng, w.sc.Traffic.RPS)
@@ -278,18 +330,28 @@ func (w *World) drawTraffic(k int) {
 		clear(sc.ttft)
 		clear(sc.pred)
 	}
-	share := 0.0
+	share, header, mirror := 0.0, 0.0, 0.0
 	if w.canaryStart >= 0 {
-		share = float64(w.weight) / 100
+		share, mirror = float64(w.split.Weight)/100, float64(w.split.Mirror)/100
+		if w.split.Header {
+			header = w.sc.Traffic.headerShare()
+		}
+	}
+	if mirror > 0 {
+		w.mirrorPCG.Seed(w.seed, ^w.stream^splitmix64(uint64(k)))
 	}
 	for range n {
 		side := signals.Stable
-		if w.rng.Float64() < share {
+		if u := w.rng.Float64(); u < share || u >= 1-header {
 			side = signals.Canary
 		}
-		failed := w.drawRequest(&w.sides[side].p, w.scratch[side])
+		failed := w.drawRequest(w.rng, &w.sides[side].p, w.scratch[side])
 		if w.labels[0] != nil {
 			w.drawLabel(k, side, failed, w.rng.Float64())
+		}
+		if side == signals.Stable && mirror > 0 && w.mirrorRNG.Float64() < mirror {
+			w.drawRequest(w.mirrorRNG, &w.sides[signals.Canary].p, w.scratch[signals.Canary])
+			w.mirrored++
 		}
 	}
 }
@@ -297,9 +359,9 @@ func (w *World) drawTraffic(k int) {
 // drawRequest draws one request: an error, a latency (every request), and
 // for successful ones a TTFT no longer than the latency and a class. It
 // consumes the same draws whatever the outcome and the behaviour.
-func (w *World) drawRequest(p *params, sc *second) (failed bool) {
-	uErr, uClass := w.rng.Float64(), w.rng.Float64()
-	lat, ttft := p.latency.draw(w.rng), p.ttft.draw(w.rng)
+func (w *World) drawRequest(rng *rand.Rand, p *params, sc *second) (failed bool) {
+	uErr, uClass := rng.Float64(), rng.Float64()
+	lat, ttft := p.latency.draw(rng), p.ttft.draw(rng)
 	sc.requests++
 	failed = uErr < p.errorRate
 	if failed {
