@@ -8,7 +8,8 @@ import (
 )
 
 // The estimates a judge writes into its reason read back: the failing
-// metric marked worse, every estimate inside its bounds.
+// metric marked worse, with its lower bound above 1, every estimate inside
+// its bounds.
 func TestParseJudgeEstimatesReadsTheJudgesReason(t *testing.T) {
 	start := epoch.Add(10 * time.Minute)
 	base := side{errRate: 0.001, median: 0.3, sigma: 0.5}
@@ -19,6 +20,7 @@ func TestParseJudgeEstimatesReadsTheJudgesReason(t *testing.T) {
 	}{
 		{"pass", base, ""},
 		{"errors fail", side{errRate: 0.01, median: 0.3, sigma: 0.5}, "errors"},
+		{"latency fail", side{errRate: 0.001, median: 0.36, sigma: 0.5}, "latency"},
 	} {
 		r, _ := runJudge(t, judgeGate("errors", "latency"), synth(42, 20, 0.3, base, tc.canary, start), start, 45*time.Minute)
 		if r.Verdict == canary.VerdictRunning {
@@ -29,6 +31,9 @@ func TestParseJudgeEstimatesReadsTheJudgesReason(t *testing.T) {
 			t.Fatalf("%s: no estimate in %q", tc.name, r.Reason)
 		}
 		for _, e := range es {
+			if e.Worse && !(e.Low > 1) {
+				t.Errorf("%s: %s was found worse, but its bounds include 1: %q", tc.name, e.Metric, r.Reason)
+			}
 			if e.Worse != (e.Metric == tc.worse) || e.Low > e.Estimate || e.Estimate > e.High || e.CanaryRequests <= 0 || e.StableRequests <= 0 {
 				t.Errorf("%s: %+v from %q", tc.name, e, r.Reason)
 			}

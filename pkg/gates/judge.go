@@ -114,32 +114,7 @@ func judge(j *canary.JudgeGate, s *signals.Series, start time.Time, w canary.Win
 			results = append(results, metricVerdict{m, canary.VerdictRunning, why})
 			continue
 		}
-		alpha, beta := *j.Alpha*shares[m], *j.Beta/float64(passing)
-		var p RatioPath
-		if m == canary.MetricErrors {
-			p = RunRatioTests(counts, alpha, beta, j.Margins[m])
-		} else { // exceedances: seqodds.go
-			p = RunExceedanceTests(counts, alpha, beta, j.Margins[m], share)
-		}
-		boundAt, bound := -1, 0.0
-		if m == canary.MetricErrors && *j.ErrorRateFloor > 0 {
-			bound = math.Max(*j.ErrorRateFloor, j.Margins[m]*stableRate(s, testFrom))
-			boundAt, _ = RunRateBound(counts, bound, beta)
-		}
-		mv := assessRatio(m, p, float64(*j.Exposure), boundAt, bound)
-		if mv.verdict != canary.VerdictRunning {
-			est, lo, hi := Estimate(counts, alpha)
-			mv.detail = withEstimate(mv.detail, est, lo, hi)
-		} else {
-			mv.detail = strings.Replace(mv.detail, " {estimate}", "", 1)
-		}
-		switch {
-		case canary.FailOnly(m) && mv.verdict != canary.VerdictFailed:
-			mv.verdict, mv.detail = canary.VerdictSuccessful, "no evidence of a worse tail: "+strings.TrimPrefix(strings.TrimPrefix(mv.detail, "collecting: "), "not worse: ")
-		case j.Mode == canary.JudgeScreen && mv.verdict == canary.VerdictRunning:
-			mv.verdict, mv.detail = canary.VerdictSuccessful, "no evidence of harm yet: "+mv.detail
-		}
-		results = append(results, mv)
+		results = append(results, judgeMetric(j, m, s, testFrom, counts, share, *j.Alpha*shares[m], *j.Beta/float64(passing)))
 	}
 	results = append(results, guardrails(j, s, testFrom, shares, passing)...)
 	results = append(results, burstVerdicts(j, s, start, first, testFrom, shares)...)
@@ -148,6 +123,51 @@ func judge(j *canary.JudgeGate, s *signals.Series, start time.Time, w canary.Win
 	}
 	stepRequests := canaryRequests(s, w.Start)
 	return combineMetrics(results, stepRequests, *j.MinCanaryRequests)
+}
+
+// judgeMetric runs one metric's tests on its counts and reports its
+// verdict, with the effect estimate and bounds when it decided. share is
+// stable's exceedance share before the test window (latency metrics).
+func judgeMetric(j *canary.JudgeGate, m string, s *signals.Series, testFrom time.Time, counts []Counts, share, alpha, beta float64) metricVerdict {
+	var p RatioPath
+	if m == canary.MetricErrors {
+		p = RunRatioTests(counts, alpha, beta, j.Margins[m])
+	} else { // exceedances: seqodds.go
+		p = RunExceedanceTests(counts, alpha, beta, j.Margins[m], share)
+	}
+	boundAt, bound := -1, 0.0
+	if m == canary.MetricErrors && *j.ErrorRateFloor > 0 {
+		bound = math.Max(*j.ErrorRateFloor, j.Margins[m]*stableRate(s, testFrom))
+		boundAt, _ = RunRateBound(counts, bound, beta)
+	}
+	mv := assessRatio(m, p, float64(*j.Exposure), boundAt, bound)
+	if mv.verdict != canary.VerdictRunning {
+		decided := counts // a Failed verdict: the evidence as it crossed
+		if mv.verdict == canary.VerdictFailed && p.WorseAt >= 0 {
+			decided = counts[:p.WorseAt+1]
+		}
+		est, lo, hi := estimateMetric(m, decided, alpha, share)
+		mv.detail = withEstimate(mv.detail, est, lo, hi)
+	} else {
+		mv.detail = strings.Replace(mv.detail, " {estimate}", "", 1)
+	}
+	switch {
+	case canary.FailOnly(m) && mv.verdict != canary.VerdictFailed:
+		mv.verdict, mv.detail = canary.VerdictSuccessful, "no evidence of a worse tail: "+strings.TrimPrefix(strings.TrimPrefix(mv.detail, "collecting: "), "not worse: ")
+	case j.Mode == canary.JudgeScreen && mv.verdict == canary.VerdictRunning:
+		mv.verdict, mv.detail = canary.VerdictSuccessful, "no evidence of harm yet: "+mv.detail
+	}
+	return mv
+}
+
+// estimateMetric is the effect estimate and bounds reported with a
+// verdict, from the same law as its test: errors' rate ratio, or the
+// exceedances' odds ratio read as a rate ratio at stable's share.
+func estimateMetric(m string, counts []Counts, alpha, share float64) (est, lo, hi float64) {
+	if m == canary.MetricErrors {
+		return Estimate(counts, alpha)
+	}
+	return EstimateExceedances(counts, alpha, share)
 }
 
 // alphaShares splits the false-revert budget across metrics (Bonferroni,

@@ -61,3 +61,35 @@ func marginOdds(rMin, p float64) float64 {
 	}
 	return OddsForRatio(math.Min(rMin, 0.99/p), p)
 }
+
+// addLogLik adds the interval's log likelihood ratios of each odds ratio
+// in grid against ψ = 1.
+func (o oddsInterval) addLogLik(ll, grid []float64) {
+	if !o.usable {
+		return
+	}
+	norm1 := o.logNorm(0)
+	for k, psi := range grid {
+		lp := math.Log(psi)
+		ll[k] += float64(o.x)*lp - o.logNorm(lp) + norm1
+	}
+}
+
+// EstimateExceedances is Estimate on the exact law of RunExceedanceTests:
+// the odds ratio's maximum-likelihood value and (1-α) confidence sequence,
+// reported as the rate ratios of exceedance probabilities they mean at
+// stable's exceedance share p, ψ/(1−p+p·ψ) (the inverse of OddsForRatio).
+// The map is increasing, so a sequence that excludes ψ = 1 excludes a rate
+// ratio of 1: the bounds tell the same story as the tests.
+func EstimateExceedances(intervals []Counts, alpha, p float64) (mle, lo, hi float64) {
+	odds := make([]oddsInterval, len(intervals))
+	for i, c := range intervals {
+		odds[i] = exceedanceOdds(c)
+	}
+	psi, psiLo, psiHi := estimate(odds, alpha)
+	if p <= 0 || p >= 1 || math.IsNaN(p) {
+		p = 0.5
+	}
+	ratio := func(psi float64) float64 { return psi / (1 - p + p*psi) }
+	return ratio(psi), ratio(psiLo), ratio(psiHi)
+}

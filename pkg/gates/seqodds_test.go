@@ -90,3 +90,63 @@ func TestExceedanceMarginAtStablesShare(t *testing.T) {
 }
 
 func normalCDF(x float64) float64 { return 0.5 * math.Erfc(-x/math.Sqrt2) }
+
+// The bounds reported with a verdict come from the law that decided it,
+// and tell the same story: on each stream, at the Worse test's crossing
+// the lower bound is above 1, and one interval before it is not, for the
+// exceedances' exact law and the errors' binomial share alike. The bounds
+// cover the true ratio at the crossing, and the exact law's are narrower.
+func TestEstimateBoundsAgreeWithTheWorseTest(t *testing.T) {
+	const alpha = 0.018
+	pC := 1 - normalCDF(-math.Log(1.2)/0.5) // a canary 20% slower, p = 0.5
+	type law struct {
+		name  string
+		truth float64
+		pS    float64
+		pC    float64
+		test  func([]Counts) RatioPath
+		bound func([]Counts) (float64, float64, float64)
+	}
+	laws := []law{
+		{"exceedances", pC / 0.5, 0.5, pC,
+			func(c []Counts) RatioPath { return RunExceedanceTests(c, alpha, 0.01, 1.3, 0.5) },
+			func(c []Counts) (float64, float64, float64) { return EstimateExceedances(c, alpha, 0.5) }},
+		{"errors", 3, 0.01, 0.03,
+			func(c []Counts) RatioPath { return RunRatioTests(c, alpha, 0.01, 1.5) },
+			func(c []Counts) (float64, float64, float64) { return Estimate(c, alpha) }},
+	}
+	for _, l := range laws {
+		crossed, covered, width := 0, 0, 0.0
+		for seed := uint64(0); seed < 100; seed++ {
+			rnd := rand.New(rand.NewPCG(seed, 23))
+			stream := poissonStream(rnd, 600, 20, 0.3, l.pS, l.pC)
+			p := l.test(stream)
+			if p.WorseAt < 1 {
+				continue
+			}
+			crossed++
+			est, lo, hi := l.bound(stream[:p.WorseAt+1])
+			if !(lo > 1) {
+				t.Errorf("%s seed %d: the Worse test crossed (e %.3g) but the bounds are %.3f [%.3f, %.3f]", l.name, seed, l.test(stream[:p.WorseAt+1]).WorseE, est, lo, hi)
+			}
+			if lo <= l.truth && l.truth <= hi {
+				covered++
+			}
+			width += math.Log(hi / lo)
+			if _, lo, _ := l.bound(stream[:p.WorseAt]); lo > 1 {
+				t.Errorf("%s seed %d: the lower bound %.3f is above 1 one interval before the Worse test crossed", l.name, seed, lo)
+			}
+		}
+		if crossed < 90 || covered < crossed*95/100 {
+			t.Errorf("%s: crossed on %d/100 streams, bounds covered the true ratio %.2f on %d", l.name, crossed, l.truth, covered)
+		}
+		t.Logf("%s: mean width of the bounds at the crossing, in log ratio: %.3f", l.name, width/float64(crossed))
+	}
+	rnd := rand.New(rand.NewPCG(5, 23))
+	stream := poissonStream(rnd, 200, 20, 0.3, 0.5, pC)
+	_, lo, hi := EstimateExceedances(stream, alpha, 0.5)
+	_, blo, bhi := Estimate(stream, alpha)
+	if !(math.Log(hi/lo) < 0.75*math.Log(bhi/blo)) {
+		t.Errorf("exceedances: exact bounds [%.3f, %.3f], binomial share [%.3f, %.3f]; want the exact ones at least a quarter narrower", lo, hi, blo, bhi)
+	}
+}

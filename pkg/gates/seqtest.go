@@ -2,6 +2,7 @@ package gates
 
 import (
 	"math"
+	"slices"
 )
 
 // This file is the statistics of the canary-vs-stable judge: a one-sided,
@@ -171,61 +172,120 @@ func meanExp(ls []float64) float64 {
 	return v
 }
 
-// estimate returns the maximum-likelihood ratio and a (1-α) confidence
-// sequence for it: the ratios r0 that a two-sided mixture test centred on
-// r0 has not rejected. It works on a log-spaced grid from 1/50 to 50.
-func estimate(intervals []Counts, alpha float64) (mle, lo, hi float64) {
+// estimateGrid is where estimate evaluates the likelihood, sorted: 241
+// log-spaced parameters from 1/50 to 50 (1 among them), and the Worse
+// test's alternatives and their inverses, so that the lower bound's test at
+// 1 is the Worse test itself, on exact likelihoods.
+func estimateGrid() []float64 {
 	const n = 241
-	grid := make([]float64, n)
-	ll := make([]float64, n)
-	best := 0
-	for k := range grid {
-		grid[k] = math.Exp(math.Log(50) * (float64(k)/float64(n-1)*2 - 1))
+	grid := make([]float64, 0, n+2*len(worseGrid()))
+	for k := range n {
+		grid = append(grid, math.Exp(math.Log(50)*(float64(k)/float64(n-1)*2-1)))
 	}
+	for _, g := range worseGrid() {
+		grid = append(grid, g, 1/g)
+	}
+	slices.Sort(grid)
+	return slices.CompactFunc(grid, func(a, b float64) bool { return math.Abs(a-b) < 1e-12 })
+}
+
+// gridLogLik is what estimate needs of an interval: its log likelihood
+// ratio against 1 at every point of grid, added into ll.
+type gridLogLik interface {
+	addLogLik(ll, grid []float64)
+}
+
+// addLogLik adds the interval's log likelihood ratios against r = 1.
+func (c Counts) addLogLik(ll, grid []float64) {
+	for k, r := range grid {
+		ll[k] += c.logLR(r, 1)
+	}
+}
+
+// estimate returns the maximum-likelihood parameter (a rate ratio, or an
+// odds ratio) and its confidence bounds, each the inversion of the
+// one-sided mixture test the judge decides with:
+//   - lo is the least r0 that the test of "at most r0" against r0·g, g in
+//     worseGrid, has not rejected at level α. At r0 = 1 that test is the
+//     Worse test, so lo > 1 exactly when the Worse test's e-value on these
+//     intervals is at least 1/α.
+//   - hi is the greatest r0 that the mirror test, of "at least r0" against
+//     r0/g, has not rejected.
+//
+// Each bound holds at every time with probability 1-α (Ville), the pair
+// with 1-2α. The log likelihood is concave in the log of the parameter
+// (an exponential family in it), so each test's e-value is monotone in r0
+// and the accepted values form one interval. lo or hi is NaN when every
+// grid value is rejected.
+func estimate[L interface {
+	intervalLR
+	gridLogLik
+}](intervals []L, alpha float64) (mle, lo, hi float64) {
+	grid := estimateGrid()
+	logGrid := make([]float64, len(grid))
+	for k, r := range grid {
+		logGrid[k] = math.Log(r)
+	}
+	ll := make([]float64, len(grid))
 	for _, c := range intervals {
-		if !c.informative() {
-			continue
-		}
-		for k, r := range grid {
-			ll[k] += c.logLR(r, 1)
+		if c.informative() {
+			c.addLogLik(ll, grid)
 		}
 	}
+	best := 0
 	for k := range grid {
 		if ll[k] > ll[best] {
 			best = k
 		}
 	}
-	lo, hi = math.NaN(), math.NaN()
-	for k, r0 := range grid {
-		// Mixture over ratios 1/4..4 times r0 against r0.
-		var ls []float64
-		for _, f := range []float64{0.25, 0.4, 0.6, 0.8, 0.9, 1.1, 1.25, 1.6, 2.5, 4} {
-			ls = append(ls, logLRAt(ll, grid, r0*f)-ll[k])
+	up := worseGrid()
+	down := make([]float64, len(up))
+	for i, g := range up {
+		down[i] = 1 / g
+	}
+	ls := make([]float64, len(up))
+	rejects := func(k int, factors []float64) bool {
+		for i, f := range factors {
+			ls[i] = logLRAt(ll, logGrid, logGrid[k]+math.Log(f)) - ll[k]
 		}
-		if meanExp(ls) < 1/alpha {
-			if math.IsNaN(lo) {
-				lo = r0
-			}
-			hi = r0
+		return meanExp(ls) >= 1/alpha
+	}
+	lo, hi = math.NaN(), math.NaN()
+	for k := range grid {
+		if !rejects(k, up) {
+			lo = grid[k]
+			break
+		}
+	}
+	for k := len(grid) - 1; k >= 0; k-- {
+		if !rejects(k, down) {
+			hi = grid[k]
+			break
 		}
 	}
 	return grid[best], lo, hi
 }
 
-// logLRAt interpolates the log likelihood on the grid, in log r.
-func logLRAt(ll, grid []float64, r float64) float64 {
-	x := math.Log(r)
-	lo, hi := math.Log(grid[0]), math.Log(grid[len(grid)-1])
-	if x <= lo {
+// logLRAt interpolates the log likelihood ll, tabulated at the sorted
+// logs logGrid, linearly at log parameter x, and holds it flat past the
+// ends. A grid point is read exactly.
+func logLRAt(ll, logGrid []float64, x float64) float64 {
+	n := len(logGrid)
+	if x <= logGrid[0] {
 		return ll[0]
 	}
-	if x >= hi {
-		return ll[len(ll)-1]
+	if x >= logGrid[n-1] {
+		return ll[n-1]
 	}
-	pos := (x - lo) / (hi - lo) * float64(len(grid)-1)
-	i := int(pos)
-	f := pos - float64(i)
-	return ll[i]*(1-f) + ll[i+1]*f
+	i, found := slices.BinarySearch(logGrid, x)
+	if found || math.Abs(logGrid[i]-x) < 1e-12 {
+		return ll[i]
+	}
+	if math.Abs(x-logGrid[i-1]) < 1e-12 {
+		return ll[i-1]
+	}
+	f := (x - logGrid[i-1]) / (logGrid[i] - logGrid[i-1])
+	return ll[i-1]*(1-f) + ll[i]*f
 }
 
 // RunRateBound tests H0 "the canary's event rate is at least bound"
