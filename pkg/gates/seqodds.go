@@ -90,6 +90,11 @@ func EstimateExceedances(intervals []Counts, alpha, p float64) (mle, lo, hi floa
 	if p <= 0 || p >= 1 || math.IsNaN(p) {
 		p = 0.5
 	}
-	ratio := func(psi float64) float64 { return psi / (1 - p + p*psi) }
+	ratio := func(psi float64) float64 {
+		if math.IsInf(psi, 1) {
+			return 1 / p // every canary request exceeds
+		}
+		return psi / (1 - p + p*psi)
+	}
 	return ratio(psi), ratio(psiLo), ratio(psiHi)
 }

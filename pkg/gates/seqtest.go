@@ -215,8 +215,9 @@ func (c Counts) addLogLik(ll, grid []float64) {
 // Each bound holds at every time with probability 1-α (Ville), the pair
 // with 1-2α. The log likelihood is concave in the log of the parameter
 // (an exponential family in it), so each test's e-value is monotone in r0
-// and the accepted values form one interval. lo or hi is NaN when every
-// grid value is rejected.
+// and the accepted values form one interval. A bound at the grid's end
+// is reported as 0 or +Inf (the data rule out nothing beyond it); lo or hi
+// is NaN when every grid value is rejected.
 func estimate[L interface {
 	intervalLR
 	gridLogLik
@@ -254,12 +255,18 @@ func estimate[L interface {
 	for k := range grid {
 		if !rejects(k, up) {
 			lo = grid[k]
+			if k == 0 { // nothing rejected below the grid either
+				lo = 0
+			}
 			break
 		}
 	}
 	for k := len(grid) - 1; k >= 0; k-- {
 		if !rejects(k, down) {
 			hi = grid[k]
+			if k == len(grid)-1 {
+				hi = math.Inf(1)
+			}
 			break
 		}
 	}
