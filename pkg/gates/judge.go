@@ -103,18 +103,18 @@ func judge(j *canary.JudgeGate, s *signals.Series, start time.Time, w canary.Win
 	}
 	var results []metricVerdict
 	for _, m := range j.Metrics {
-		counts, share, why := metricCounts(m, s, start, testFrom)
+		d, why := metricCounts(m, s, start, testFrom)
 		if why == skipped {
 			// Neither side reports the metric (a model without TTFT, say):
 			// there is nothing to judge, and nothing to wait for.
 			results = append(results, metricVerdict{m, canary.VerdictSuccessful, m + ": not reported by either side; skipped"})
 			continue
 		}
-		if counts == nil {
+		if d.counts == nil {
 			results = append(results, metricVerdict{m, canary.VerdictRunning, why})
 			continue
 		}
-		results = append(results, judgeMetric(j, m, s, testFrom, counts, share, *j.Alpha*shares[m], *j.Beta/float64(passing)))
+		results = append(results, judgeMetric(j, m, s, testFrom, d, *j.Alpha*shares[m], *j.Beta/float64(passing)))
 	}
 	results = append(results, guardrails(j, s, testFrom, shares, passing)...)
 	results = append(results, burstVerdicts(j, s, start, first, testFrom, shares)...)
@@ -126,27 +126,25 @@ func judge(j *canary.JudgeGate, s *signals.Series, start time.Time, w canary.Win
 }
 
 // judgeMetric runs one metric's tests on its counts and reports its
-// verdict, with the effect estimate and bounds when it decided. share is
-// stable's exceedance share before the test window (latency metrics).
-func judgeMetric(j *canary.JudgeGate, m string, s *signals.Series, testFrom time.Time, counts []Counts, share, alpha, beta float64) metricVerdict {
+// verdict, with the effect estimate and bounds when it decided.
+func judgeMetric(j *canary.JudgeGate, m string, s *signals.Series, testFrom time.Time, d metricData, alpha, beta float64) metricVerdict {
 	var p RatioPath
-	if m == canary.MetricErrors {
-		p = RunRatioTests(counts, alpha, beta, j.Margins[m])
-	} else { // exceedances: seqodds.go
-		p = RunExceedanceTests(counts, alpha, beta, j.Margins[m], share)
+	switch {
+	case m == canary.MetricErrors:
+		p = RunRatioTests(d.counts, alpha, beta, j.Margins[m])
+	case d.levels != nil: // seqordinal.go
+		p = RunOrdinalExceedanceTests(d.levels, d.counts, alpha, beta, j.Margins[m], d.share)
+	default: // exceedances: seqodds.go
+		p = RunExceedanceTests(d.counts, alpha, beta, j.Margins[m], d.share)
 	}
 	boundAt, bound := -1, 0.0
 	if m == canary.MetricErrors && *j.ErrorRateFloor > 0 {
 		bound = math.Max(*j.ErrorRateFloor, j.Margins[m]*stableRate(s, testFrom))
-		boundAt, _ = RunRateBound(counts, bound, beta)
+		boundAt, _ = RunRateBound(d.counts, bound, beta)
 	}
 	mv := assessRatio(m, p, float64(*j.Exposure), boundAt, bound)
 	if mv.verdict != canary.VerdictRunning {
-		decided := counts // a Failed verdict: the evidence as it crossed
-		if mv.verdict == canary.VerdictFailed && p.WorseAt >= 0 {
-			decided = counts[:p.WorseAt+1]
-		}
-		est, lo, hi := estimateMetric(m, decided, alpha, share)
+		est, lo, hi := estimateMetric(m, d, mv.verdict, p.WorseAt, alpha)
 		mv.detail = withEstimate(mv.detail, est, lo, hi)
 	} else {
 		mv.detail = strings.Replace(mv.detail, " {estimate}", "", 1)
@@ -161,13 +159,26 @@ func judgeMetric(j *canary.JudgeGate, m string, s *signals.Series, testFrom time
 }
 
 // estimateMetric is the effect estimate and bounds reported with a
-// verdict, from the same law as its test: errors' rate ratio, or the
-// exceedances' odds ratio read as a rate ratio at stable's share.
-func estimateMetric(m string, counts []Counts, alpha, share float64) (est, lo, hi float64) {
-	if m == canary.MetricErrors {
-		return Estimate(counts, alpha)
+// verdict, from the law of the test that decided it: errors' rate ratio,
+// or the exceedances' odds ratio read as a rate ratio at stable's share
+// (on the Worse test's continuation tables when the canary was worse). A
+// Failed verdict reports the evidence as it crossed, up to worseAt.
+func estimateMetric(m string, d metricData, v canary.Verdict, worseAt int, alpha float64) (est, lo, hi float64) {
+	failed := v == canary.VerdictFailed && worseAt >= 0
+	counts, levels := d.counts, d.levels
+	if failed {
+		counts = counts[:worseAt+1]
+		if levels != nil {
+			levels = levels[:worseAt+1]
+		}
 	}
-	return EstimateExceedances(counts, alpha, share)
+	switch {
+	case m == canary.MetricErrors:
+		return Estimate(counts, alpha)
+	case failed && levels != nil:
+		return EstimateOrdinal(levels, alpha, d.share)
+	}
+	return EstimateExceedances(counts, alpha, d.share)
 }
 
 // alphaShares splits the false-revert budget across metrics (Bonferroni,
@@ -238,10 +249,29 @@ func combineMetrics(rs []metricVerdict, stepRequests float64, minStep int) canar
 	return canary.GateResult{Verdict: v, Reason: strings.Join(parts, "; ")}
 }
 
-// metricCounts slices the series into the test's per-interval counts, or
-// says why it cannot yet. For latency metrics it also returns stable's
-// share of exceedances before the test window (NaN for errors).
-func metricCounts(m string, s *signals.Series, start, testFrom time.Time) ([]Counts, float64, string) {
+// metricData is a judge metric's per-interval counts.
+type metricData struct {
+	// counts split each interval at the metric's threshold (errors: the
+	// errors themselves).
+	counts []Counts
+	// levels are each interval's continuation tables at levelCuts, for
+	// the latency Worse test (seqordinal.go); nil for errors and latencyTail.
+	levels [][]Counts
+	// share is stable's exceedance share before the test window (NaN for
+	// errors).
+	share float64
+	// ref is stable's histogram before the test window, k the bucket of
+	// the threshold in it, and hists the test intervals' histograms
+	// (stable, canary), for the latency burst detector's tables; empty for
+	// errors.
+	ref   []float64
+	k     int
+	hists [][2][]float64
+}
+
+// metricCounts slices the series into the tests' per-interval counts, or
+// says why it cannot yet.
+func metricCounts(m string, s *signals.Series, start, testFrom time.Time) (metricData, string) {
 	var hist func(iv *signals.Interval) [2][]float64
 	switch m {
 	case canary.MetricErrors:
@@ -249,7 +279,7 @@ func metricCounts(m string, s *signals.Series, start, testFrom time.Time) ([]Cou
 		for _, iv := range testIntervals(s, testFrom) {
 			out = append(out, Counts{RequestsS: iv.Requests[0], RequestsC: iv.Requests[1], EventsS: iv.Errors[0], EventsC: iv.Errors[1]})
 		}
-		return out, math.NaN(), ""
+		return metricData{counts: out, share: math.NaN()}, ""
 	case canary.MetricLatency, canary.MetricLatencyTail:
 		hist = func(iv *signals.Interval) [2][]float64 { return iv.Latency }
 	case canary.MetricTTFT:
@@ -257,10 +287,10 @@ func metricCounts(m string, s *signals.Series, start, testFrom time.Time) ([]Cou
 	case canary.MetricTPOT:
 		hist = func(iv *signals.Interval) [2][]float64 { return iv.TPOT }
 	default:
-		return nil, 0, fmt.Sprintf("unknown metric %q", m)
+		return metricData{}, fmt.Sprintf("unknown metric %q", m)
 	}
-	// The threshold is stable's median bucket before the test begins, so
-	// it does not depend on the data the test judges.
+	// The thresholds come from stable's histogram before the test begins,
+	// so they do not depend on the data the test judges.
 	var ref []float64
 	reported := false
 	for i := range s.Intervals {
@@ -272,7 +302,7 @@ func metricCounts(m string, s *signals.Series, start, testFrom time.Time) ([]Cou
 		}
 	}
 	if !reported {
-		return nil, 0, skipped
+		return metricData{}, skipped
 	}
 	q := 0.5
 	if m == canary.MetricLatencyTail {
@@ -280,19 +310,25 @@ func metricCounts(m string, s *signals.Series, start, testFrom time.Time) ([]Cou
 	}
 	k, ok := quantileBucket(ref, q)
 	if !ok {
-		return nil, 0, fmt.Sprintf("%s: no stable history before the test window", m)
+		return metricData{}, fmt.Sprintf("%s: no stable history before the test window", m)
 	}
-	share := above(ref, k) / signals.Sum(ref)
-
-	var out []Counts
+	d := metricData{share: above(ref, k) / signals.Sum(ref), ref: ref, k: k}
+	var cuts []int
+	if m != canary.MetricLatencyTail {
+		cuts = levelCuts(ref, k)
+	}
 	for _, iv := range testIntervals(s, testFrom) {
 		h := hist(iv)
-		out = append(out, Counts{
+		d.counts = append(d.counts, Counts{
 			RequestsS: signals.Sum(h[0]), RequestsC: signals.Sum(h[1]),
 			EventsS: above(h[0], k), EventsC: above(h[1], k),
 		})
+		if cuts != nil {
+			d.levels = append(d.levels, continuationTables(h, cuts))
+		}
+		d.hists = append(d.hists, h)
 	}
-	return out, share, ""
+	return d, ""
 }
 
 func testIntervals(s *signals.Series, from time.Time) []*signals.Interval {

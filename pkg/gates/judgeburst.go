@@ -11,8 +11,14 @@ import (
 )
 
 // Burst detectors (seqdetect.go) run beside the judge's metrics: one on
-// errors, one on latency above stable's p95 (above its median when the
-// plan leaves latencyTail out of its metrics). Like latencyTail they are
+// errors, one on latency. The latency detector reads each interval's
+// continuation tables (seqordinal.go) at the latency Worse test's cuts and
+// at stable's p95 when the plan lists latencyTail: a slow spell pushes
+// requests past every cut, and the tables together carry about 1.8 times
+// the evidence per request of the p95 split alone for a canary twice as
+// slow (lognormal, σ 0.5). It reports the requests above stable's p95
+// (above its median when the plan leaves latencyTail out of its metrics).
+// Like latencyTail they are
 // fail-only: a burst fails the gate, no burst never holds a promotion
 // back, so they take a share of α and none of β.
 const (
@@ -48,16 +54,19 @@ func burstVerdicts(j *canary.JudgeGate, s *signals.Series, start, first, testFro
 		default: // a plan that leaves the tail out: its median threshold
 			base, what = canary.MetricLatency, "requests slower than stable's median"
 		}
-		counts, _, why := metricCounts(base, s, start, testFrom)
+		d, why := metricCounts(base, s, start, testFrom)
+		counts := d.counts
 		if counts == nil {
 			if why != skipped {
 				out = append(out, metricVerdict{name, canary.VerdictSuccessful, "no burst test yet: " + why})
 			}
 			continue
 		}
-		p := RunBurstDetector(counts, *j.Alpha*shares[name])
+		var p BurstPath
 		if name == burstLatency {
-			p = RunExceedanceBurstDetector(counts, *j.Alpha*shares[name])
+			p = RunOrdinalBurstDetector(burstTables(d, s, start, testFrom), counts, *j.Alpha*shares[name])
+		} else {
+			p = RunBurstDetector(counts, *j.Alpha*shares[name])
 		}
 		if p.AlarmAt < 0 {
 			out = append(out, metricVerdict{name, canary.VerdictSuccessful, fmt.Sprintf("no burst of %s (e %.3g)", what, p.E)})
@@ -83,4 +92,20 @@ func watching(j *canary.JudgeGate, first, now time.Time) (metricVerdict, bool) {
 			since.Round(time.Second), j.Watch.Duration)}, true
 	}
 	return metricVerdict{}, false
+}
+
+// burstTables are the latency burst detector's tables: each test
+// interval's continuation tables at the latency Worse test's cuts (stable's
+// median and, where the buckets allow, near its 20th and 80th percentiles)
+// and at the reported threshold of base (stable's p95 for latencyTail).
+func burstTables(base metricData, s *signals.Series, start, testFrom time.Time) [][]Counts {
+	cuts := []int{base.k}
+	if med, _ := metricCounts(canary.MetricLatency, s, start, testFrom); med.ref != nil {
+		cuts = withCut(levelCuts(med.ref, med.k), base.k)
+	}
+	out := make([][]Counts, len(base.hists))
+	for i, h := range base.hists {
+		out[i] = continuationTables(h, cuts)
+	}
+	return out
 }

@@ -80,16 +80,6 @@ func RunBurstDetector(intervals []Counts, alpha float64) BurstPath {
 	return runBurstDetector(intervals, lrs, alpha)
 }
 
-// RunExceedanceBurstDetector is RunBurstDetector on exceedances as
-// Bernoulli trials (seqodds.go): its grid is read as odds ratios.
-func RunExceedanceBurstDetector(intervals []Counts, alpha float64) BurstPath {
-	lrs := make([]intervalLR, len(intervals))
-	for i, c := range intervals {
-		lrs[i] = exceedanceOdds(c)
-	}
-	return runBurstDetector(intervals, lrs, alpha)
-}
-
 // runBurstDetector runs the detector on the intervals' likelihood ratios
 // lrs, one per interval.
 func runBurstDetector(intervals []Counts, lrs []intervalLR, alpha float64) BurstPath {

@@ -44,7 +44,7 @@ func RunExceedanceTests(intervals []Counts, alpha, beta, rMin, p float64) RatioP
 	for i, c := range intervals {
 		lrs[i] = exceedanceOdds(c)
 	}
-	return runRatioPath(intervals, lrs, worseGrid(), alpha, beta, marginOdds(rMin, p))
+	return runRatioPath(intervals, lrs, lrs, worseGrid(), alpha, beta, marginOdds(rMin, p))
 }
 
 // exceedanceOdds is one interval of exceedance counts as Bernoulli trials
@@ -87,14 +87,5 @@ func EstimateExceedances(intervals []Counts, alpha, p float64) (mle, lo, hi floa
 		odds[i] = exceedanceOdds(c)
 	}
 	psi, psiLo, psiHi := estimate(odds, alpha)
-	if p <= 0 || p >= 1 || math.IsNaN(p) {
-		p = 0.5
-	}
-	ratio := func(psi float64) float64 {
-		if math.IsInf(psi, 1) {
-			return 1 / p // every canary request exceeds
-		}
-		return psi / (1 - p + p*psi)
-	}
-	return ratio(psi), ratio(psiLo), ratio(psiHi)
+	return oddsAsRatio(psi, p), oddsAsRatio(psiLo, p), oddsAsRatio(psiHi, p)
 }

@@ -30,7 +30,7 @@ func TestExceedanceTestsKeepAlphaUnderContinuousPeeking(t *testing.T) {
 			if RunExceedanceTests(stream, alpha, 0.05, 1.3, 0.5).WorseAt >= 0 {
 				worse++
 			}
-			if RunExceedanceBurstDetector(stream, alpha).AlarmAt >= 0 {
+			if RunOrdinalBurstDetector(singleTables(stream), stream, alpha).AlarmAt >= 0 {
 				bursts++
 			}
 		}
@@ -149,4 +149,13 @@ func TestEstimateBoundsAgreeWithTheWorseTest(t *testing.T) {
 	if !(math.Log(hi/lo) < 0.75*math.Log(bhi/blo)) {
 		t.Errorf("exceedances: exact bounds [%.3f, %.3f], binomial share [%.3f, %.3f]; want the exact ones at least a quarter narrower", lo, hi, blo, bhi)
 	}
+}
+
+// singleTables makes each interval's split its only continuation table.
+func singleTables(stream []Counts) [][]Counts {
+	out := make([][]Counts, len(stream))
+	for i, c := range stream {
+		out[i] = []Counts{c}
+	}
+	return out
 }

@@ -88,7 +88,7 @@ func RunRatioTests(intervals []Counts, alpha, beta, rMin float64) RatioPath {
 	for i, c := range intervals {
 		lrs[i] = c
 	}
-	return runRatioPath(intervals, lrs, worseGrid(), alpha, beta, rMin)
+	return runRatioPath(intervals, lrs, lrs, worseGrid(), alpha, beta, rMin)
 }
 
 // intervalLR is one interval's likelihood ratio in the test's parameter:
@@ -98,11 +98,11 @@ type intervalLR interface {
 	logLR(r, r0 float64) float64
 }
 
-// runRatioPath runs both tests on the intervals' likelihood ratios lrs
-// (one per interval), the Worse test mixing over worseGrid and the
-// NotWorse test against the margin m, both in the likelihood's own
-// parameter.
-func runRatioPath(intervals []Counts, lrs []intervalLR, worseGrid []float64, alpha, beta, m float64) RatioPath {
+// runRatioPath runs both tests on the intervals' likelihood ratios (one
+// per interval; worse for the Worse test, mixing over worseGrid, and
+// notWorse for the NotWorse test against the margin m), both in the
+// likelihood's own parameter. intervals give the totals reported.
+func runRatioPath(intervals []Counts, worse, notWorse []intervalLR, worseGrid []float64, alpha, beta, m float64) RatioPath {
 	notWorseGrid := notWorseGrid(m)
 	lw := make([]float64, len(worseGrid))
 	ln := make([]float64, len(notWorseGrid))
@@ -112,15 +112,15 @@ func runRatioPath(intervals []Counts, lrs []intervalLR, worseGrid []float64, alp
 		out.EventsS += c.EventsS
 		out.RequestsC += c.RequestsC
 		out.RequestsS += c.RequestsS
-		lr := lrs[i]
-		if !lr.informative() {
+		w, nw := worse[i], notWorse[i]
+		if !w.informative() && !nw.informative() {
 			continue
 		}
 		for j, r := range worseGrid {
-			lw[j] += lr.logLR(r, 1)
+			lw[j] += w.logLR(r, 1)
 		}
 		for j, r := range notWorseGrid {
-			ln[j] += lr.logLR(r, m)
+			ln[j] += nw.logLR(r, m)
 		}
 		out.WorseE, out.NotWorseE = meanExp(lw), meanExp(ln)
 		if out.WorseAt < 0 && out.WorseE >= 1/alpha {
