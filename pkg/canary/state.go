@@ -80,7 +80,8 @@ type StateStatus struct {
 	// an artifact the plan started on). A downstream pipeline stage soaks
 	// from it.
 	PromotedAt time.Time `json:"promotedAt,omitzero"`
-	// Failed lists artifacts that were reverted; they are never re-proposed.
+	// Failed lists artifacts that were reverted, newest last (at most
+	// MaxFailed); they are never re-proposed.
 	Failed  []Artifact     `json:"failed,omitempty"`
 	History []HistoryEntry `json:"history,omitempty"`
 	// LastRequest is the id of the last person's request (RolloutRequest)
@@ -100,6 +101,13 @@ type HistoryEntry struct {
 
 // MaxHistory bounds the history kept in the state file.
 const MaxHistory = 50
+
+// MaxFailed bounds the reverted artifacts kept in status.failed, oldest
+// dropped first, so that a plan that reverts for years still has a state
+// file well inside MaxPlanBytes (500 artifacts are about 150 KiB). An
+// artifact dropped from the list is no longer known to have failed: if a
+// registry offers it again, it is rolled out and judged again.
+const MaxFailed = 500
 
 // IsFailed reports whether the artifact was reverted before.
 func (s StateStatus) IsFailed(uri string) bool {

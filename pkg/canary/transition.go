@@ -42,6 +42,9 @@ func Apply(plan *CanaryPlan, st *RolloutState, d Decision, now time.Time) *Rollo
 		if !s.Candidate.IsZero() && !s.IsFailed(s.Candidate.URI) {
 			s.Failed = append(s.Failed, s.Candidate)
 		}
+		if n := len(s.Failed); n > MaxFailed {
+			s.Failed = s.Failed[n-MaxFailed:]
+		}
 		s.Phase, s.Candidate, s.Weight, s.Routes = PhaseReverted, Artifact{}, 0, nil
 	default:
 		panic(fmt.Sprintf("canary: Apply called with non-committing action %q", d.Action))

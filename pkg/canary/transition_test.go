@@ -1,6 +1,7 @@
 package canary
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -46,6 +47,32 @@ func TestApplyBoundsHistory(t *testing.T) {
 	}
 	if n := len(st.Status.History); n != MaxHistory {
 		t.Errorf("history len = %d, want %d", n, MaxHistory)
+	}
+}
+
+// status.failed keeps the newest MaxFailed reverted artifacts, so the
+// state file stays bounded; the oldest is the one dropped.
+func TestApplyBoundsFailed(t *testing.T) {
+	plan := testPlan()
+	st := NewState("qwen", v1)
+	uri := func(i int) string { return fmt.Sprintf("oci://ghcr.io/acme/qwen@sha256:%064x", i) }
+	for i := range MaxFailed + 3 {
+		st = Apply(plan, st, Decision{Action: ActStart, Candidate: Artifact{URI: uri(i)}, Weight: 10}, t0)
+		st = Apply(plan, st, Decision{Action: ActRevert, Reason: "gate latency failed"}, t0)
+	}
+	f := st.Status.Failed
+	if len(f) != MaxFailed || f[0].URI != uri(3) || f[len(f)-1].URI != uri(MaxFailed+2) {
+		t.Fatalf("failed: %d artifacts, first %s, last %s; want %d from %s to %s", len(f), f[0].URI, f[len(f)-1].URI, MaxFailed, uri(3), uri(MaxFailed+2))
+	}
+	if st.Status.IsFailed(uri(2)) || !st.Status.IsFailed(uri(3)) {
+		t.Errorf("IsFailed: the dropped artifact %v, the oldest kept %v; want false, true", st.Status.IsFailed(uri(2)), st.Status.IsFailed(uri(3)))
+	}
+	b, err := MarshalState(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > MaxPlanBytes/4 {
+		t.Errorf("state with %d failed artifacts is %d bytes, want under a quarter of %d", MaxFailed, len(b), MaxPlanBytes)
 	}
 }
 
