@@ -68,10 +68,9 @@ func (o oddsInterval) addLogLik(ll, grid []float64) {
 	if !o.usable {
 		return
 	}
-	norm1 := o.logNorm(0)
 	for k, psi := range grid {
 		lp := math.Log(psi)
-		ll[k] += float64(o.x)*lp - o.logNorm(lp) + norm1
+		ll[k] += float64(o.x)*lp - o.logNorm(lp) + o.norm1
 	}
 }
 

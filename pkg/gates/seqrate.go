@@ -2,6 +2,7 @@ package gates
 
 import (
 	"math"
+	"sort"
 )
 
 // This file is the statistics of the judge's guardrails: a pair of
@@ -49,10 +50,13 @@ type PairCounts struct {
 }
 
 // oddsInterval is one interval, rounded to whole counts, with the log of
-// its hypergeometric weights C(n_c, x)·C(n_s, k−x) over the support.
+// its hypergeometric weights W(x) = C(n_c, x)·C(n_s, k−x) over the
+// support, and the ratios W(x+1)/W(x), which decrease in x.
 type oddsInterval struct {
 	x, lo  int
 	logW   []float64
+	ratio  []float64
+	norm1  float64 // logNorm(0), the null ψ = 1 every test compares with
 	usable bool
 }
 
@@ -67,23 +71,37 @@ func (c PairCounts) prepare() oddsInterval {
 	}
 	lo, hi := max(0, k-nS), min(k, nC)
 	w := make([]float64, hi-lo+1)
+	r := make([]float64, hi-lo)
 	for x := lo; x <= hi; x++ {
 		w[x-lo] = logChoose(nC, x) + logChoose(nS, k-x)
+		if x < hi {
+			r[x-lo] = float64(nC-x) / float64(x+1) * float64(k-x) / float64(nS-k+x+1)
+		}
 	}
-	return oddsInterval{x: kC, lo: lo, logW: w, usable: true}
+	o := oddsInterval{x: kC, lo: lo, logW: w, ratio: r, usable: true}
+	o.norm1 = o.logNorm(0)
+	return o
 }
 
-// logNorm is log Σ_x W(x)·ψ^x.
+// logNorm is log Σ_x W(x)·ψ^x. The terms rise while W(x+1)/W(x)·ψ ≥ 1
+// and fall after, so the sum runs outward from the largest, term by term
+// with the ratios, and stops where the terms no longer change it.
 func (o oddsInterval) logNorm(logPsi float64) float64 {
-	m := math.Inf(-1)
-	for j, w := range o.logW {
-		m = math.Max(m, w+float64(o.lo+j)*logPsi)
+	psi := math.Exp(logPsi)
+	n := len(o.logW)
+	peak := sort.Search(n-1, func(j int) bool { return o.ratio[j]*psi < 1 })
+	const negligible = 1e-18
+	sum, t := 1.0, 1.0
+	for j := peak; j < n-1 && t > negligible; j++ {
+		t *= o.ratio[j] * psi
+		sum += t
 	}
-	s := 0.0
-	for j, w := range o.logW {
-		s += math.Exp(w + float64(o.lo+j)*logPsi - m)
+	t = 1
+	for j := peak - 1; j >= 0 && t > negligible; j-- {
+		t /= o.ratio[j] * psi
+		sum += t
 	}
-	return m + math.Log(s)
+	return o.logW[peak] + float64(o.lo+peak)*logPsi + math.Log(sum)
 }
 
 // logLR is the interval's log likelihood ratio of odds ratio psi against psi0.
@@ -92,7 +110,11 @@ func (o oddsInterval) logLR(psi, psi0 float64) float64 {
 		return 0
 	}
 	lp, lp0 := math.Log(psi), math.Log(psi0)
-	return float64(o.x)*(lp-lp0) - o.logNorm(lp) + o.logNorm(lp0)
+	norm0 := o.norm1
+	if psi0 != 1 {
+		norm0 = o.logNorm(lp0)
+	}
+	return float64(o.x)*(lp-lp0) - o.logNorm(lp) + norm0
 }
 
 func roundCount(v float64) int {
