@@ -83,12 +83,13 @@ func (o *benchOptions) run(ctx context.Context, g *globals, log *slog.Logger) er
 	for i := range seeds {
 		seeds[i] = uint64(i + 1)
 	}
-	var order []string
+	var order, aaNames []string
 	var aa []*sim.Scenario
 	for _, sc := range scs {
 		order = append(order, sc.Name)
 		if bench.IsAA(sc) {
 			aa = append(aa, sc)
+			aaNames = append(aaNames, sc.Name)
 		}
 	}
 	res := bench.Results{}
@@ -111,7 +112,7 @@ func (o *benchOptions) run(ctx context.Context, g *globals, log *slog.Logger) er
 			return err
 		}
 		fmt.Fprintln(g.stdout)
-		ok = bench.RenderIssueTargets(g.stdout, res, order, base) && ok
+		ok = bench.RenderIssueTargets(g.stdout, res, order, aaNames, base) && ok
 	}
 	fmt.Fprintln(g.stdout)
 	bench.RenderBlindSpots(g.stdout, order)

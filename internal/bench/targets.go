@@ -4,11 +4,9 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"os"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -82,9 +80,11 @@ func LoadBaseline(path string) (Baseline, error) {
 
 // RenderIssueTargets prints the targets of issue 17 (intermittent faults,
 // item 1; decision speed, item 4) with PASS or FAIL, and reports whether
-// all passed. base may be nil: the comparison with it then fails.
-func RenderIssueTargets(w io.Writer, res Results, order []string, base Baseline) bool {
-	ts := []target{revertedTarget(res, order), aaPooledTarget(res), baselineTarget(res, order, base),
+// all passed. aa names the A/A scenarios (IsAA), pooled whether or not
+// the strict policy ran. base may be nil: the comparison with it then
+// fails.
+func RenderIssueTargets(w io.Writer, res Results, order, aa []string, base Baseline) bool {
+	ts := []target{revertedTarget(res, order), aaPooledTarget(res, aa), baselineTarget(res, order, base),
 		requestTarget(res, "error-rate-10x", "errors 0.1%→1% (error-rate-10x) decided within 900 canary requests at p80", 0.8, 900),
 		requestTarget(res, "latency-plus-20", "latency +20% at every quantile (latency-plus-20) reverted within 300 canary requests at p95", 0.95, 300),
 		promotedTarget(res, "canary-faster", 0.995)}
@@ -121,14 +121,13 @@ func revertedTarget(res Results, order []string) target {
 }
 
 // aaPooledTarget: the judge's false reverts over every A/A scenario's runs
-// together (the A/A scenarios are those the strict policy ran on).
-func aaPooledTarget(res Results) target {
-	names := slices.Sorted(maps.Keys(res[PolicyStrict]))
+// together.
+func aaPooledTarget(res Results, aa []string) target {
 	var runs []Run
-	for _, sc := range names {
+	for _, sc := range aa {
 		runs = append(runs, res[PolicyJudge][sc]...)
 	}
-	name := fmt.Sprintf("A/A false reverts ≤ 1%%, all %d A/A scenarios pooled (judge)", len(names))
+	name := fmt.Sprintf("A/A false reverts ≤ 1%%, all %d A/A scenarios pooled (judge)", len(aa))
 	s := Summarize(runs)
 	if s.Runs == 0 {
 		return target{name, false, "no A/A scenario run"}
