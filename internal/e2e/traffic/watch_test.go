@@ -51,8 +51,11 @@ func runWatch(t *testing.T, dyn *dynamicfake.FakeDynamicClient, cfg traffic.Conf
 	done := make(chan error, 1)
 	go func() {
 		done <- traffic.Watch(ctx, dyn, cfg, func(s traffic.Split) error {
+			// Applied before it is handed on: a test that has received a
+			// split may check what applying it did.
+			err := apply(s)
 			splits <- s
-			return apply(s)
+			return err
 		})
 	}()
 	t.Cleanup(func() {
