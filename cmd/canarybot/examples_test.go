@@ -20,9 +20,15 @@ var exampleScenarios = map[string][2]string{
 	canary.PresetKServe: {"../../bench/scenarios/examples/tabular-aa.yaml", "../../bench/scenarios/examples/tabular-errors-10x.yaml"},
 }
 
+// guardrailScenario is the bad scenario a plan with judge guardrails
+// must also revert: the canary's labelled answers are worse, and nothing
+// else is.
+const guardrailScenario = "../../bench/scenarios/examples/tabular-labels-worse.yaml"
+
 // TestExamplesSimulate rolls every plan in examples/ out with `canarybot
 // simulate` on its preset's A/A scenario, which it must promote, and its
-// bad one, which it must revert, on two seeds each. A plan with a PromQL
+// bad one, which it must revert, on two seeds each; a plan with judge
+// guardrails must revert guardrailScenario too. A plan with a PromQL
 // threshold gate runs through the real promtool and Prometheus
 // (--metrics prometheus), the others in memory.
 func TestExamplesSimulate(t *testing.T) {
@@ -47,6 +53,11 @@ func TestExamplesSimulate(t *testing.T) {
 				t.Fatalf("no scenarios for preset %q", plan.Spec.Signals.Preset)
 			}
 			args := []string{"simulate", "--plan", file, "--seeds", "2", "--json", "--scenario", scs[0], "--scenario", scs[1]}
+			want := map[string]string{scenarioName(t, scs[0]): "promote", scenarioName(t, scs[1]): "revert"}
+			if hasGuardrails(plan) {
+				args = append(args, "--scenario", guardrailScenario)
+				want[scenarioName(t, guardrailScenario)] = "revert"
+			}
 			if hasPromQL(plan) {
 				promtooltest.Path(t) // Debian's prometheus package has prometheus too
 				args = append(args, "--metrics", "prometheus")
@@ -55,7 +66,7 @@ func TestExamplesSimulate(t *testing.T) {
 			if err != nil {
 				t.Fatalf("simulate: %v\n%s", err, stderr)
 			}
-			checkExampleRuns(t, out, map[string]string{scenarioName(t, scs[0]): "promote", scenarioName(t, scs[1]): "revert"})
+			checkExampleRuns(t, out, want)
 			if strings.Contains(stderr, "decided differently") {
 				t.Errorf("the replay through Prometheus decided differently from memory:\n%s", stderr)
 			}
@@ -97,6 +108,15 @@ func isGateTemplates(t *testing.T, file string) bool {
 func hasJudge(plan *canary.CanaryPlan) bool {
 	for _, g := range plan.Spec.Gates {
 		if g.Judge != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func hasGuardrails(plan *canary.CanaryPlan) bool {
+	for _, g := range plan.Spec.Gates {
+		if g.Judge != nil && len(g.Judge.Guardrails) > 0 {
 			return true
 		}
 	}

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"strings"
@@ -85,5 +86,48 @@ func TestFeedbackValidationAndAbsence(t *testing.T) {
 	}
 	if s.Intervals[0].Counters != nil {
 		t.Errorf("a scenario without feedback reports counters %v", s.Intervals[0].Counters)
+	}
+}
+
+// TestWriteOpenMetricsFeedback: the feedback counters are written under
+// the names given, cumulative per side, and their increments over each
+// interval are the counters Read gives the guardrails in memory.
+func TestWriteOpenMetricsFeedback(t *testing.T) {
+	sc, err := ParseScenario([]byte(feedbackScenario))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWorld(sc, 2, Epoch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetWeight(30)
+	if err := w.Advance(300); err != nil {
+		t.Fatal(err)
+	}
+	names := MetricNames{Requests: "requests_total", Feedback: "labels_total", FeedbackCorrect: "labels_correct_total"}
+	labels := [2]map[string]string{{"side": "stable"}, {"side": "canary"}}
+	var buf bytes.Buffer
+	if err := WriteOpenMetrics(&buf, names, ExportRun{World: w, Labels: labels}); err != nil {
+		t.Fatal(err)
+	}
+	series := parseOpenMetrics(t, buf.String())
+	s, err := w.Read(context.Background(), Epoch(), Epoch().Add(5*time.Minute), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for side, sel := range []string{`{side="stable"}`, `{side="canary"}`} {
+		for name, counter := range map[string]string{"labels_total": CounterFeedback, "labels_correct_total": CounterFeedbackCorrect} {
+			got := series[name+sel]
+			if len(got) != 301 {
+				t.Fatalf("%s%s: %d samples, want one a second from 0 to 300", name, sel, len(got))
+			}
+			for i, iv := range s.Intervals {
+				inc := got[60*(i+1)].value - got[60*i].value
+				if want := iv.Counters[counter][side]; inc != want || (i > 1 && want == 0) {
+					t.Errorf("%s%s in minute %d: increment %g, want %g (nonzero after the first minute)", name, sel, i, inc, want)
+				}
+			}
+		}
 	}
 }

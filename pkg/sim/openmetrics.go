@@ -36,6 +36,10 @@ type MetricNames struct {
 	// Status, when its Name is set, counts every answer by status class,
 	// as the presets' error selectors read them.
 	Status StatusCounter
+	// Feedback and FeedbackCorrect are counters of labels as they arrive
+	// and of those that say the answer was correct (feedback.go), written
+	// for the runs whose scenario sets feedback.
+	Feedback, FeedbackCorrect string
 }
 
 // StatusCounter is a counter of answers by status class, such as vLLM's
@@ -110,7 +114,7 @@ type omRun struct {
 func (o *omWriter) prepare(names MetricNames, runs []ExportRun) error {
 	var errs []error
 	for _, n := range []string{names.Requests, names.Errors, names.Predictions, names.Latency, names.TTFT, names.KVCache,
-		names.QueueDepth, names.Status.Name} {
+		names.QueueDepth, names.Status.Name, names.Feedback, names.FeedbackCorrect} {
 		if n != "" && !metricNameRE.MatchString(n) {
 			errs = append(errs, fmt.Errorf("invalid metric name %q", n))
 		}
@@ -175,6 +179,12 @@ func (o *omWriter) families(names MetricNames) {
 	if names.Status.Name != "" {
 		o.status(names.Status)
 	}
+	if names.Feedback != "" {
+		o.labelCounter(names.Feedback, func(l *labels) []float64 { return l.cumArrive })
+	}
+	if names.FeedbackCorrect != "" {
+		o.labelCounter(names.FeedbackCorrect, func(l *labels) []float64 { return l.cumCorrect })
+	}
 	if names.KVCache != "" {
 		o.gauge(names.KVCache, func(g *gaugeSeries) []float64 { return g.kv })
 	}
@@ -234,6 +244,26 @@ func (o *omWriter) counter(name string, cum func(*cumSeries) []float64) {
 				continue
 			}
 			vals := cum(r.w.cum[side])
+			for j := from; j <= r.w.now; j++ {
+				if scraped(r.w, j) {
+					o.sample(name, r.labels[side], "", "", vals[j], r.w, j)
+				}
+			}
+		}
+	}
+}
+
+// labelCounter writes a feedback counter of the runs whose sides have
+// labels, from the second each side first reports counters.
+func (o *omWriter) labelCounter(name string, cum func(*labels) []float64) {
+	o.typeLine(name, "counter")
+	for _, r := range o.runs {
+		for side, l := range r.w.labels {
+			from := sideFrom(r.w, side)
+			if l == nil || from < 0 {
+				continue
+			}
+			vals := cum(l)
 			for j := from; j <= r.w.now; j++ {
 				if scraped(r.w, j) {
 					o.sample(name, r.labels[side], "", "", vals[j], r.w, j)

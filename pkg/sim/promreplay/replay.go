@@ -289,6 +289,9 @@ func planSignals(cfg sim.Config) (*canary.SignalsSpec, error) {
 // revision_app_request_count{response_code_class}), which the gates read
 // and a plan's PromQL may query. metrics is the spec's overrides with the
 // simulator's counters added. Of alternatives (a|b) the first is written.
+// The simulator's feedback counters are written under the names the spec
+// gives its keys feedback and feedbackCorrect, as the guardrails that read
+// them in memory name them.
 func metricNames(spec *canary.SignalsSpec) (sim.MetricNames, map[string]string) {
 	m := gates.PresetMetrics(spec.Preset)
 	maps.Copy(m, spec.Metrics)
@@ -310,8 +313,9 @@ func metricNames(spec *canary.SignalsSpec) (sim.MetricNames, map[string]string) 
 	return sim.MetricNames{
 		Requests: first("requests"), Errors: first("errors"), Predictions: first("predictions"),
 		Latency: first("latency"), TTFT: first("ttft"), KVCache: first("kvCache"), QueueDepth: first("queueDepth"),
-		GPU:    spec.GPU != nil && spec.GPU.Preset == canary.GPUPresetCanarybot && len(spec.GPU.Agents) == 0 && len(spec.GPU.Metrics) == 0,
-		Status: status,
+		GPU:      spec.GPU != nil && spec.GPU.Preset == canary.GPUPresetCanarybot && len(spec.GPU.Agents) == 0 && len(spec.GPU.Metrics) == 0,
+		Status:   status,
+		Feedback: spec.Metrics[sim.CounterFeedback], FeedbackCorrect: spec.Metrics[sim.CounterFeedbackCorrect],
 	}, metrics
 }
 
