@@ -38,6 +38,30 @@ import "math"
 // start point's weight the burst is discounted by, log(1/w_j) ≈ 2·log(j+k)
 // nats.
 
+// Recurring bursts. The weights above make one burst pay log(1/w_j) for
+// its start, and a burst too small to pay it alone is lost, however often
+// it recurs: sparse error bursts show a handful of errors each (3% for 30 s
+// at 10 canary requests/s is 9). The errors detector therefore mixes in a
+// second e-process aimed at recurring bursts: each informative interval is
+// in a burst of ratio r with probability λ, independently, so its
+// likelihood ratio against H0 is 1 − λ + λ·L_i(r), and
+//
+//	B_n = mean_{r,λ} Π_{i ≤ n} (1 − λ + λ·L_i(r))
+//
+// over the ratio grid and λ in betBurstShares. Each factor has conditional
+// mean at most 1 under H0, so B_n is a test supermartingale with B_0 = 1,
+// and so is any convex combination of it with V_n above. The errors
+// detector alarms when (1−ρ)·D_n + ρ·B_n ≥ 1/α (ρ = recurringErrorBursts):
+// Ville's bound α holds as before. A single burst now pays log(1/(1−ρ)) =
+// 0.69 nats more; recurring bursts add up, where each would be lost alone.
+// The latency detector runs without it (ρ = 0): a slow spell pushes most
+// of its requests past the cuts, so one spell carries ample evidence, and
+// the measured price on single spells was not worth it (docs/judge.md).
+
+// recurringErrorBursts is ρ, the errors detector's prior share on
+// recurring bursts.
+const recurringErrorBursts = 0.5
+
 // burstGrid is the detector's prior support: bursts from 1.5 to 60 times
 // stable's rate (errors from a 0.1% base to a few percent; a slow spell
 // pushes most canary requests past stable's p95, at most 20 times its 5%).
@@ -77,12 +101,13 @@ func RunBurstDetector(intervals []Counts, alpha float64) BurstPath {
 	for i, c := range intervals {
 		lrs[i] = c
 	}
-	return runBurstDetector(intervals, lrs, alpha)
+	return runBurstDetector(intervals, lrs, alpha, recurringErrorBursts)
 }
 
 // runBurstDetector runs the detector on the intervals' likelihood ratios
-// lrs, one per interval.
-func runBurstDetector(intervals []Counts, lrs []intervalLR, alpha float64) BurstPath {
+// lrs, one per interval; recurring is the share of the prior on recurring
+// bursts (0 for none).
+func runBurstDetector(intervals []Counts, lrs []intervalLR, alpha, recurring float64) BurstPath {
 	grid := burstGrid()
 	logR := make([]float64, len(grid)) // log R_n(r)
 	cusum := make([]float64, len(grid))
@@ -90,6 +115,7 @@ func runBurstDetector(intervals []Counts, lrs []intervalLR, alpha float64) Burst
 	for k := range logR {
 		logR[k], cusum[k], from[k] = math.Inf(-1), math.Inf(-1), -1
 	}
+	bets := newRecurringBets(len(grid), recurring > 0)
 	out := BurstPath{AlarmAt: -1, E: 0, From: -1}
 	j := 0
 	for i, c := range lrs {
@@ -105,8 +131,12 @@ func runBurstDetector(intervals []Counts, lrs []intervalLR, alpha float64) Burst
 				cusum[k], from[k] = lw, i
 			}
 			cusum[k] += l
+			bets.add(k, l)
 		}
 		out.E = meanExp(logR)
+		if recurring > 0 {
+			out.E = (1-recurring)*out.E + recurring*bets.e()
+		}
 		if out.E >= 1/alpha {
 			out.AlarmAt = i
 			break
@@ -130,6 +160,47 @@ func runBurstDetector(intervals []Counts, lrs []intervalLR, alpha float64) Burst
 		}
 	}
 	return out
+}
+
+// recurringBets is the recurring-burst e-process B_n: for each ratio r of
+// the grid and each share λ of betBurstShares, the product over
+// informative intervals of 1 − λ + λ·L_i(r), kept in logs.
+type recurringBets struct {
+	logB []float64 // [k*len(betBurstShares)+m]
+}
+
+// betBurstShares is the prior support of λ, the share of informative
+// intervals in a burst.
+func betBurstShares() []float64 { return []float64{0.1, 0.25, 0.5} }
+
+func newRecurringBets(ratios int, on bool) *recurringBets {
+	if !on {
+		return &recurringBets{}
+	}
+	return &recurringBets{logB: make([]float64, ratios*len(betBurstShares()))}
+}
+
+// add multiplies in one interval's factors for grid ratio k, whose log
+// likelihood ratio is l.
+func (b *recurringBets) add(k int, l float64) {
+	if b.logB == nil {
+		return
+	}
+	lams := betBurstShares()
+	for m, lam := range lams {
+		b.logB[k*len(lams)+m] += logBet(lam, l)
+	}
+}
+
+// e is B_n, the mean of the products.
+func (b *recurringBets) e() float64 { return meanExp(b.logB) }
+
+// logBet is log(1 − λ + λ·e^l), without overflow for large l.
+func logBet(lam, l float64) float64 {
+	if l > 30 {
+		return math.Log(lam) + l + math.Log1p((1-lam)/lam*math.Exp(-l))
+	}
+	return math.Log1p(lam * math.Expm1(l))
 }
 
 // logAddExp is log(e^a + e^b), exact for infinities.

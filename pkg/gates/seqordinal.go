@@ -120,5 +120,5 @@ func RunOrdinalBurstDetector(levels [][]Counts, report []Counts, alpha float64) 
 	for i, o := range ordinal(levels) {
 		lrs[i] = o
 	}
-	return runBurstDetector(report, lrs, alpha)
+	return runBurstDetector(report, lrs, alpha, 0)
 }
