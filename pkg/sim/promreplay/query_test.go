@@ -1,6 +1,7 @@
 package promreplay
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -39,6 +40,26 @@ func TestMetricNamesWriteThePresetsStatusCounters(t *testing.T) {
 	names, metrics := metricNames(&canary.SignalsSpec{Preset: canary.PresetKServe, Metrics: map[string]string{"errors": "my_errors_total"}})
 	if names.Status.Name != "" || names.Errors != "my_errors_total" || metrics["errors"] != "my_errors_total" {
 		t.Errorf("a named error counter: status %+v, errors %q, read %q", names.Status, names.Errors, metrics["errors"])
+	}
+}
+
+// The replay writes feedback counters under plain names only, and says so
+// for a selector instead of failing on it while writing.
+func TestFeedbackNames(t *testing.T) {
+	for _, tc := range []struct {
+		metrics map[string]string
+		wantErr string
+	}{
+		{nil, ""},
+		{map[string]string{"feedback": "labels_total", "feedbackCorrect": "labels_correct_total"}, ""},
+		{map[string]string{"feedbackCorrect": `labels_total{verdict="correct"}`}, "signals.metrics.feedbackCorrect"},
+		{map[string]string{"feedback": "a_total|b_total"}, "signals.metrics.feedback"},
+		{map[string]string{"feedback": "1bad"}, "not a selector"},
+	} {
+		err := feedbackNames(&canary.SignalsSpec{Preset: canary.PresetKServe, Metrics: tc.metrics})
+		if (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("%v: err %v, want %q", tc.metrics, err, tc.wantErr)
+		}
 	}
 }
 

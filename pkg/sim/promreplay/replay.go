@@ -117,6 +117,9 @@ func RunMany(ctx context.Context, o Options) (runs []Run, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := feedbackNames(spec); err != nil {
+		return nil, err
+	}
 	if o.Parallelism <= 0 {
 		o.Parallelism = 2 * runtime.GOMAXPROCS(0)
 	}
@@ -317,6 +320,24 @@ func metricNames(spec *canary.SignalsSpec) (sim.MetricNames, map[string]string) 
 		Status:   status,
 		Feedback: spec.Metrics[sim.CounterFeedback], FeedbackCorrect: spec.Metrics[sim.CounterFeedbackCorrect],
 	}, metrics
+}
+
+// feedbackNames refuses feedback counters the replay cannot write: it
+// writes the simulator's feedback counters (sim.CounterFeedback,
+// sim.CounterFeedbackCorrect) under the plain metric names the spec gives
+// those keys, not under selectors.
+func feedbackNames(spec *canary.SignalsSpec) error {
+	var errs []error
+	for _, k := range []string{sim.CounterFeedback, sim.CounterFeedbackCorrect} {
+		v, ok := spec.Metrics[k]
+		if !ok {
+			continue
+		}
+		if _, err := parser.ParseMetricSelector(v); err != nil || strings.ContainsAny(v, "{|") {
+			errs = append(errs, fmt.Errorf("signals.metrics.%s: %q: the Prometheus replay writes the simulator's feedback counters under a plain metric name, not a selector", k, v))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // statusCounter reads a preset's error selector, a counter name with one
